@@ -1,0 +1,262 @@
+"""A bounded KV cache for transformers 5 decoder models.
+
+Each row keeps its tokens compactly in slots ``[0, length)`` of a preallocated per-layer buffer
+``[batch, kv_heads, capacity, head_dim]``, in arrival order. Keys are stored after RoPE, so they
+keep the rotary phase of their absolute position; the caller feeds new tokens with explicit
+``position_ids`` (true absolute positions) and the 4-D mask this cache builds, so slot order
+never has to match position order and nothing is re-rotated after an eviction.
+
+One forward pass is framed by :meth:`BoundedCache.step` (evict per the policy, then build the
+mask and positions for the incoming tokens) and :meth:`BoundedCache.commit` (drop pad slots).
+Buffers grow by doubling, so steady-state decoding never reallocates or concatenates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from transformers.cache_utils import Cache
+
+
+@dataclass
+class EvictionEvent:
+    """One eviction event of a batch.
+
+    ``step`` counts the tokens fed after the prompt before this event (the event happens before
+    generated-token input ``step`` is fed). ``positions`` is ``[batch, m]`` absolute positions
+    that left, padded with -1; ``keys``/``values`` hold, per layer, ``[batch, kv_heads, m,
+    head_dim]`` (padding slots are zero); ``mask`` is ``[batch, m]``, True on real entries.
+    """
+
+    step: int
+    positions: torch.Tensor
+    mask: torch.Tensor
+    keys: list[torch.Tensor] = field(default_factory=list)
+    values: list[torch.Tensor] = field(default_factory=list)
+
+    def rows(self) -> list[int]:
+        return [int(b) for b in torch.nonzero(self.mask.any(1)).flatten()]
+
+    def positions_of(self, row: int) -> list[int]:
+        return self.positions[row][self.mask[row]].tolist()
+
+
+Listener = Callable[[EvictionEvent], None]
+
+
+class BoundedCache(Cache):
+    """KV cache holding at most the policy's budget per row.
+
+    Args:
+        policy: an eviction policy (``plan(cache, incoming)``), or None to never evict.
+        num_layers: decoder layers of the model.
+        listeners: called with every :class:`EvictionEvent` (e.g. a thought encoder).
+    """
+
+    def __init__(self, policy=None, num_layers: int = 0, listeners: list[Listener] | None = None):
+        super().__init__(layers=[])
+        self.policy = policy
+        self.num_layers = num_layers
+        self.listeners: list[Listener] = list(listeners or [])
+        self.keys: list[torch.Tensor | None] = [None] * num_layers
+        self.values: list[torch.Tensor | None] = [None] * num_layers
+        self.positions: torch.Tensor | None = None  # [B, C] long, -1 = empty
+        self.lengths: torch.Tensor | None = None  # [B]
+        self.prompt_lengths: torch.Tensor | None = None  # [B]
+        self.next_position: torch.Tensor | None = None  # [B]
+        self.peak_lengths: torch.Tensor | None = None  # [B] most tokens held at once
+        self.fed = 0  # tokens fed after the prompt
+        self.events: list[EvictionEvent] = []
+        self._pending: tuple[torch.Tensor, torch.Tensor, int] | None = None
+        self._prefilled = False
+
+    # ----------------------------------------------------------------- framing a forward pass
+    def step(self, real: torch.Tensor, dtype: torch.dtype = torch.float32):
+        """Prepare one forward pass of ``real.shape[1]`` new tokens per row.
+
+        ``real`` is ``[batch, q]`` bool, False on pad tokens (left padding in the prompt, or
+        rows that stopped). The first call is the prefill and fixes each row's prompt length.
+        Applies the policy (possibly one eviction event), then returns ``(attention_mask,
+        position_ids)`` to pass to the model together with ``past_key_values=self``.
+        """
+        real = real.bool()
+        if self.lengths is None:
+            self._start(real)
+        elif self.policy is not None:
+            plan = self.policy.plan(self, real.shape[1])
+            if plan is not None and bool(plan.any()):
+                self.evict(plan)
+        return self.prepare(real, dtype)
+
+    def prepare(self, real: torch.Tensor, dtype: torch.dtype = torch.float32):
+        """Mask and positions for ``q`` new tokens, without consulting the policy."""
+        real = real.bool()
+        if self.lengths is None:
+            self._start(real)
+        batch, q = real.shape
+        device = self.lengths.device
+        offs = torch.arange(q, device=device)
+        write = self.lengths[:, None] + offs[None, :]  # [B, q] slot of each new token
+        kv_len = int(self.lengths.max()) + q
+        self._ensure_capacity(kv_len)
+
+        rel = torch.arange(kv_len, device=device)[None, :] - self.lengths[:, None]  # [B, kv]
+        old = rel < 0
+        in_chunk = (rel >= 0) & (rel < q)
+        rel_c = rel.clamp(0, q - 1)
+        real_at = torch.gather(real, 1, rel_c) & in_chunk  # [B, kv]
+        i = offs[None, :, None]  # query index
+        visible = old[:, None, :] | (real_at[:, None, :] & (rel[:, None, :] <= i))
+        visible |= rel[:, None, :] == i  # a pad query sees itself, so no row is all-masked
+        mask = torch.zeros(visible.shape, dtype=dtype, device=device)
+        mask.masked_fill_(~visible, torch.finfo(dtype).min)
+
+        position_ids = self.next_position[:, None] + torch.cumsum(real.long(), 1) - 1
+        position_ids = torch.where(real, position_ids, torch.zeros_like(position_ids))
+        self.positions.scatter_(1, write, torch.where(real, position_ids, -1))
+        self._pending = (write, real, kv_len)
+        return mask[:, None], position_ids
+
+    def commit(self) -> None:
+        """Finish the forward pass: account the new tokens and drop their pad slots."""
+        write, real, _ = self._pending
+        self._pending = None
+        self.next_position = self.next_position + real.sum(1)
+        if self._prefilled:
+            self.fed += real.shape[1]
+        self._prefilled = True
+        if bool(real.all()):
+            self.lengths = self.lengths + real.shape[1]
+        else:
+            capacity = self.positions.shape[1]
+            slot = torch.arange(capacity, device=real.device)[None, :]
+            keep = slot < self.lengths[:, None]
+            keep.scatter_(1, write, real)
+            self._compact(keep)
+        self.peak_lengths = torch.maximum(self.peak_lengths, self.lengths)
+
+    # ----------------------------------------------------------------- eviction
+    def evict(self, slots: torch.Tensor) -> EvictionEvent:
+        """Evict ``slots`` ([batch, capacity-or-fewer] bool), notify listeners, return the event."""
+        capacity = self.positions.shape[1]
+        if slots.shape[1] < capacity:
+            slots = torch.nn.functional.pad(slots, (0, capacity - slots.shape[1]))
+        slots = slots & (self.positions >= 0)
+        counts = slots.sum(1)
+        m = int(counts.max())
+        order = torch.argsort((~slots).to(torch.int8), dim=1, stable=True)[:, :m]  # evicted first
+        ev_mask = torch.arange(m, device=slots.device)[None, :] < counts[:, None]
+        positions = torch.where(ev_mask, torch.gather(self.positions, 1, order), -1)
+        event = EvictionEvent(step=self.fed, positions=positions, mask=ev_mask)
+        if self.listeners:
+            for buf_list, out in ((self.keys, event.keys), (self.values, event.values)):
+                for buf in buf_list:
+                    idx = order[:, None, :, None].expand(buf.shape[0], buf.shape[1], m, buf.shape[3])
+                    taken = torch.gather(buf, 2, idx)
+                    out.append(taken * ev_mask[:, None, :, None].to(taken.dtype))
+        self._compact(~slots & (self.positions >= 0))
+        self.events.append(event)
+        for listener in self.listeners:
+            listener(event)
+        return event
+
+    def evict_positions(self, positions: list[list[int]]) -> EvictionEvent | None:
+        """Evict the given absolute positions per row (replaying a recorded schedule)."""
+        if not any(positions):
+            return None
+        width = max(len(p) for p in positions)
+        wanted = torch.full((len(positions), width), -2, dtype=torch.long)
+        for b, p in enumerate(positions):
+            wanted[b, : len(p)] = torch.tensor(p, dtype=torch.long)
+        wanted = wanted.to(self.positions.device)
+        slots = (self.positions[:, :, None] == wanted[:, None, :]).any(-1)
+        missing = [b for b, p in enumerate(positions) if int(slots[b].sum()) != len(p)]
+        if missing:
+            raise ValueError(f"rows {missing}: positions to evict are not all in the cache")
+        return self.evict(slots)
+
+    def _compact(self, keep: torch.Tensor) -> None:
+        """Move kept slots to the front of every row, preserving arrival order."""
+        order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+        self.positions = torch.where(
+            torch.gather(keep, 1, order), torch.gather(self.positions, 1, order), -1
+        )
+        self.lengths = keep.sum(1)
+        for buffers in (self.keys, self.values):
+            for i, buf in enumerate(buffers):
+                if buf is not None:
+                    idx = order[:, None, :, None].expand_as(buf)
+                    buffers[i] = torch.gather(buf, 2, idx)
+
+    # ----------------------------------------------------------------- transformers Cache API
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        write, _, kv_len = self._pending
+        batch, heads, q, dim = key_states.shape
+        if self.keys[layer_idx] is None:
+            capacity = self.positions.shape[1]
+            shape = (batch, heads, capacity, dim)
+            self.keys[layer_idx] = key_states.new_zeros(shape)
+            self.values[layer_idx] = value_states.new_zeros(shape)
+        idx = write[:, None, :, None].expand(batch, heads, q, dim)
+        out = []
+        for buffers, new in ((self.keys, key_states), (self.values, value_states)):
+            buf = buffers[layer_idx]
+            if buf.shape[2] < self.positions.shape[1]:  # capacity grew since allocation
+                grown = buf.new_zeros(batch, heads, self.positions.shape[1], dim)
+                grown[:, :, : buf.shape[2]] = buf
+                buffers[layer_idx] = buf = grown
+            buf.scatter_(2, idx, new.detach())
+            view = buf[:, :, :kv_len]
+            # The stored cache never carries a graph (it is context, as in the paper's replay);
+            # the new tokens keep theirs so a chunk's loss reaches the adapter through them.
+            out.append(view.scatter(2, idx, new) if new.requires_grad else view)
+        return out[0], out[1]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0 if self.lengths is None else int(self.lengths.max())
+
+    def get_max_cache_shape(self, layer_idx: int = 0) -> int:
+        return -1
+
+    def get_mask_sizes(self, query_length: int, layer_idx: int = 0):
+        return self.get_seq_length() + query_length, 0
+
+    def __len__(self) -> int:
+        return self.num_layers
+
+    @property
+    def is_compileable(self) -> bool:
+        return False
+
+    def select_rows(self, rows: torch.Tensor) -> None:
+        """Keep only ``rows`` (e.g. drop finished sequences from a decode batch)."""
+        for name in ("positions", "lengths", "prompt_lengths", "next_position", "peak_lengths"):
+            setattr(self, name, getattr(self, name)[rows])
+        for buffers in (self.keys, self.values):
+            for i, buf in enumerate(buffers):
+                if buf is not None:
+                    buffers[i] = buf[rows]
+
+    batch_select_indices = select_rows
+
+    # ----------------------------------------------------------------- internals
+    def _start(self, real: torch.Tensor) -> None:
+        batch = real.shape[0]
+        device = real.device
+        self.prompt_lengths = real.sum(1)
+        if self.policy is not None and hasattr(self.policy, "check_prompts"):
+            self.policy.check_prompts(self.prompt_lengths.tolist())
+        self.lengths = torch.zeros(batch, dtype=torch.long, device=device)
+        self.next_position = torch.zeros(batch, dtype=torch.long, device=device)
+        self.peak_lengths = torch.zeros(batch, dtype=torch.long, device=device)
+        self.positions = torch.full((batch, real.shape[1]), -1, dtype=torch.long, device=device)
+
+    def _ensure_capacity(self, needed: int) -> None:
+        capacity = self.positions.shape[1]
+        if needed <= capacity:
+            return
+        new = max(needed, 2 * capacity)
+        self.positions = torch.nn.functional.pad(self.positions, (0, new - capacity), value=-1)
+        # Layer buffers grow lazily in update(), when the layer next runs.

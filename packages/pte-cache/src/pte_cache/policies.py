@@ -1,0 +1,186 @@
+"""Eviction policies: decide, before a forward pass, which cached tokens of each row leave.
+
+A policy only reads the cache's bookkeeping (slot positions, prompt lengths, row lengths); it
+never touches key/value tensors, so the same decision applies to every layer. It returns a
+boolean mask over slots, ``[batch, slots]``, True where the token is evicted now.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class CacheView(Protocol):
+    """What a policy may read from a :class:`pte_cache.BoundedCache`."""
+
+    positions: torch.Tensor  # [batch, slots] absolute position per slot, -1 when empty
+    lengths: torch.Tensor  # [batch] occupied slots per row (slots [0, length) are valid)
+    prompt_lengths: torch.Tensor  # [batch] real (non-pad) prompt tokens per row
+
+
+class EvictionPolicy(Protocol):
+    name: str
+    config: BaseModel
+
+    def plan(self, cache: CacheView, incoming: int) -> torch.Tensor | None:
+        """Slots to evict so that ``incoming`` new tokens fit, or None when nothing leaves."""
+
+    def check_prompts(self, prompt_lengths: list[int]) -> None:
+        """Raise ValueError when these prompts cannot run under this policy's budget."""
+
+
+class PolicyConfig(BaseModel):
+    """Options shared by the built-in policies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cache_window: int = Field(
+        256, gt=0, description="Total cache budget per row in tokens, prompt included."
+    )
+    evict_ratio: float = Field(
+        0.25, description="Fraction of the generated-token window evicted at once on saturation."
+    )
+    dynamic_window: bool = Field(
+        False,
+        description="Generated-token window = longest prompt of the batch (method.md §1); "
+        "cache_window is then ignored for generated tokens.",
+    )
+
+    @field_validator("evict_ratio")
+    @classmethod
+    def _ratio_in_range(cls, v: float) -> float:
+        if not (0.0 < v <= 1.0):
+            raise ValueError(f"evict_ratio must be in (0, 1], got {v}")
+        return v
+
+
+class StreamingConfig(PolicyConfig):
+    sink_tokens: int = Field(4, ge=0, description="First tokens of each row that never leave.")
+
+
+class FullConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _chunk(window: int, ratio: float) -> int:
+    return max(1, math.ceil(ratio * window))
+
+
+class _WindowPolicy:
+    """Shared mechanics: per row, a protected prefix and a window over the rest.
+
+    When a row's unprotected tokens plus the incoming ones would exceed its window, the oldest
+    ``ceil(evict_ratio * window)`` unprotected tokens leave (more if needed to fit the incoming).
+    """
+
+    name = "window"
+
+    def __init__(self, config: PolicyConfig):
+        self.config = config
+
+    def protected(self, cache: CacheView) -> torch.Tensor:
+        """[batch] number of leading tokens per row that are never evicted."""
+        raise NotImplementedError
+
+    def windows(self, cache: CacheView, protected: torch.Tensor) -> torch.Tensor:
+        """[batch] window size over unprotected tokens."""
+        if self.config.dynamic_window:
+            return torch.full_like(protected, int(cache.prompt_lengths.max()))
+        return self.config.cache_window - protected
+
+    def plan(self, cache: CacheView, incoming: int) -> torch.Tensor | None:
+        protected = self.protected(cache)
+        window = self.windows(cache, protected)
+        if bool((window < incoming).any()):
+            raise ValueError(
+                f"{self.name}: a window of {int(window.min())} tokens cannot take "
+                f"{incoming} incoming tokens; raise cache_window"
+            )
+        unprotected = cache.lengths - protected
+        overflow = unprotected + incoming - window
+        if not bool((overflow > 0).any()):
+            return None
+        chunk = torch.ceil(self.config.evict_ratio * window.double()).long().clamp(min=1)
+        count = torch.where(overflow > 0, torch.maximum(chunk, overflow), torch.zeros_like(chunk))
+        # Slots hold tokens in arrival order, so the oldest unprotected tokens of row b are the
+        # slots [protected_b, protected_b + count_b).
+        slot = torch.arange(cache.positions.shape[1], device=cache.positions.device)
+        lo = protected[:, None]
+        return (slot[None, :] >= lo) & (slot[None, :] < lo + count[:, None])
+
+    def check_prompts(self, prompt_lengths: list[int]) -> None:
+        pass
+
+
+class LRUPromptKeep(_WindowPolicy):
+    """The paper's policy: every prompt token stays, a window slides over generated tokens."""
+
+    name = "lru-prompt-keep"
+
+    def protected(self, cache: CacheView) -> torch.Tensor:
+        return cache.prompt_lengths
+
+    def check_prompts(self, prompt_lengths: list[int]) -> None:
+        if self.config.dynamic_window:
+            return
+        longest = max(prompt_lengths, default=0)
+        if longest >= self.config.cache_window:
+            raise ValueError(
+                f"lru-prompt-keep: cache_window {self.config.cache_window} leaves no room for "
+                f"generated tokens after a {longest}-token prompt; use a larger --cache-window"
+            )
+
+
+class SlidingWindow(_WindowPolicy):
+    """A plain window over everything: prompt tokens leave too, oldest first."""
+
+    name = "sliding-window"
+
+    def protected(self, cache: CacheView) -> torch.Tensor:
+        return torch.zeros_like(cache.prompt_lengths)
+
+    def windows(self, cache: CacheView, protected: torch.Tensor) -> torch.Tensor:
+        if self.config.dynamic_window:
+            return torch.full_like(protected, 2 * int(cache.prompt_lengths.max()))
+        return torch.full_like(protected, self.config.cache_window)
+
+
+class StreamingLLM(_WindowPolicy):
+    """Attention sinks (the first ``sink_tokens`` of each row) plus the most recent tokens."""
+
+    name = "streaming-llm"
+
+    def __init__(self, config: StreamingConfig):
+        super().__init__(config)
+        if not config.dynamic_window and config.sink_tokens >= config.cache_window:
+            raise ValueError(
+                f"streaming-llm: sink_tokens ({config.sink_tokens}) must be smaller than "
+                f"cache_window ({config.cache_window})"
+            )
+
+    def protected(self, cache: CacheView) -> torch.Tensor:
+        return torch.clamp(cache.lengths, max=self.config.sink_tokens)
+
+    def windows(self, cache: CacheView, protected: torch.Tensor) -> torch.Tensor:
+        if self.config.dynamic_window:
+            return torch.full_like(protected, int(cache.prompt_lengths.max()))
+        return torch.full_like(protected, self.config.cache_window - self.config.sink_tokens)
+
+
+class Full:
+    """No eviction: the full-cache baseline."""
+
+    name = "full"
+
+    def __init__(self, config: FullConfig | None = None):
+        self.config = config or FullConfig()
+
+    def plan(self, cache: CacheView, incoming: int) -> torch.Tensor | None:
+        return None
+
+    def check_prompts(self, prompt_lengths: list[int]) -> None:
+        pass

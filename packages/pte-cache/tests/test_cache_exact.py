@@ -1,0 +1,192 @@
+"""Bounded-cache decoding must equal one full forward pass with evicted positions masked."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from pte_cache import (
+    BoundedCache,
+    Full,
+    LRUPromptKeep,
+    PolicyConfig,
+    SlidingWindow,
+    StreamingConfig,
+    StreamingLLM,
+)
+
+TINY = dict(
+    vocab_size=97,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+)
+
+
+def tiny(family: str, attn: str = "sdpa"):
+    torch.manual_seed(0)
+    if family == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**TINY))
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(**TINY))
+    model.config._attn_implementation = attn
+    return model.eval()
+
+
+def left_padded(lengths, vocab=97, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    ids = torch.zeros(len(lengths), width, dtype=torch.long)
+    mask = torch.zeros(len(lengths), width, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        ids[b, width - n :] = torch.randint(1, vocab, (n,), generator=g)
+        mask[b, width - n :] = True
+    return ids, mask
+
+
+def decode(model, policy, ids, mask, gen):
+    """Teacher-forced decode under the bounded cache; returns logits per column and evictions."""
+    cache = BoundedCache(policy, model.config.num_hidden_layers)
+    batch, width = ids.shape
+    am, pos = cache.step(mask)
+    out = model(ids, attention_mask=am, position_ids=pos, past_key_values=cache).logits
+    cache.commit()
+    logits = {width - 1: out[:, -1]}
+    hidden_before = {}  # column -> per-row set of positions evicted before that column ran
+    for j in range(gen.shape[1]):
+        col = width + j
+        am, pos = cache.step(torch.ones(batch, 1, dtype=torch.bool))
+        hidden_before[col] = [set() for _ in range(batch)]
+        for ev in cache.events:
+            for b in range(batch):
+                hidden_before[col][b].update(ev.positions_of(b))
+        out = model(gen[:, j : j + 1], attention_mask=am, position_ids=pos, past_key_values=cache)
+        cache.commit()
+        logits[col] = out.logits[:, -1]
+        check_invariants(cache, policy)
+    return logits, hidden_before, cache
+
+
+def check_invariants(cache, policy):
+    for b in range(cache.lengths.shape[0]):
+        held = cache.positions[b, : cache.lengths[b]]
+        assert bool((held >= 0).all()), "a pad or empty slot is held"
+        if isinstance(policy, LRUPromptKeep):
+            prompt = set(range(int(cache.prompt_lengths[b])))
+            assert prompt <= set(held.tolist()), "a prompt token was evicted"
+        if not isinstance(policy, Full):
+            assert int(cache.lengths[b]) <= policy.config.cache_window
+
+
+def oracle(model, ids, mask, gen, hidden_before):
+    full = torch.cat([ids, gen], 1)
+    real = torch.cat([mask, torch.ones_like(gen, dtype=torch.bool)], 1)
+    pos = (torch.cumsum(real.long(), 1) - 1).clamp(min=0)
+    batch, seq = full.shape
+    pad = (~mask).sum(1)
+    visible = torch.tril(torch.ones(seq, seq, dtype=torch.bool)).repeat(batch, 1, 1)
+    visible &= real[:, None, :]
+    for col, rows in hidden_before.items():
+        for b, hidden in enumerate(rows):
+            for p in hidden:
+                visible[b, col, int(pad[b]) + p] = False
+    visible |= torch.eye(seq, dtype=torch.bool)  # pad queries see themselves
+    am = torch.zeros(batch, 1, seq, seq).masked_fill(~visible[:, None], torch.finfo(torch.float32).min)
+    return model(full, attention_mask=am, position_ids=pos).logits
+
+
+POLICIES = {
+    "lru-prompt-keep": lambda: LRUPromptKeep(PolicyConfig(cache_window=16, evict_ratio=0.25)),
+    "sliding-window": lambda: SlidingWindow(PolicyConfig(cache_window=12, evict_ratio=0.5)),
+    "streaming-llm": lambda: StreamingLLM(StreamingConfig(cache_window=12, sink_tokens=2)),
+    "full": lambda: Full(),
+    "lru-dynamic": lambda: LRUPromptKeep(PolicyConfig(evict_ratio=0.3, dynamic_window=True)),
+}
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("name", sorted(POLICIES))
+@torch.no_grad()
+def test_logits_equal_masked_full_forward(family, name):
+    model = tiny(family)
+    policy = POLICIES[name]()
+    ids, mask = left_padded([5, 9, 7])
+    gen = torch.randint(1, 97, (3, 30), generator=torch.Generator().manual_seed(2))
+    logits, hidden_before, cache = decode(model, policy, ids, mask, gen)
+    if name != "full":
+        assert len(cache.events) >= 2, "test must exercise several eviction events"
+    ref = oracle(model, ids, mask, gen, hidden_before)
+    for col, got in logits.items():
+        assert torch.allclose(got, ref[:, col], atol=1e-4, rtol=0), (col, (got - ref[:, col]).abs().max())
+
+
+@torch.no_grad()
+def test_large_budget_equals_plain_forward_eager():
+    model = tiny("llama", attn="eager")
+    policy = LRUPromptKeep(PolicyConfig(cache_window=200))
+    ids, mask = left_padded([4, 8])
+    gen = torch.randint(1, 97, (2, 20), generator=torch.Generator().manual_seed(3))
+    logits, _, cache = decode(model, policy, ids, mask, gen)
+    assert cache.events == []
+    full = torch.cat([ids, gen], 1)
+    real = torch.cat([mask, torch.ones_like(gen, dtype=torch.bool)], 1)
+    pos = (torch.cumsum(real.long(), 1) - 1).clamp(min=0)
+    ref = model(full, attention_mask=real.long(), position_ids=pos).logits
+    for col, got in logits.items():
+        assert (got - ref[:, col]).abs().max() <= 1e-4
+
+
+@torch.no_grad()
+def test_lru_prompt_keep_events_record_generated_positions_only():
+    model = tiny("llama")
+    policy = LRUPromptKeep(PolicyConfig(cache_window=14, evict_ratio=0.25))
+    ids, mask = left_padded([3, 8])
+    gen = torch.randint(1, 97, (2, 25), generator=torch.Generator().manual_seed(4))
+    _, _, cache = decode(model, policy, ids, mask, gen)
+    for ev in cache.events:
+        for b in ev.rows():
+            assert min(ev.positions_of(b)) >= int(cache.prompt_lengths[b])
+            # oldest generated tokens first: a contiguous run
+            p = ev.positions_of(b)
+            assert p == list(range(p[0], p[0] + len(p)))
+        assert len(ev.keys) == 0  # nobody listened, so no K/V were gathered
+    # row 0 has 11 generated slots, evicting ceil(0.25*11)=3 at a time; row 1 has 6, evicting 2
+    counts = [sum(len(ev.positions_of(b)) for ev in cache.events if b in ev.rows()) for b in (0, 1)]
+    assert counts[0] % 3 == 0 and counts[1] % 2 == 0 and all(c > 0 for c in counts)
+    assert cache.peak_lengths.tolist() == [14, 14]
+
+
+@torch.no_grad()
+def test_listeners_receive_evicted_kv_that_was_cached():
+    model = tiny("llama")
+    seen = []
+    policy = SlidingWindow(PolicyConfig(cache_window=10, evict_ratio=0.5))
+    cache = BoundedCache(policy, 2, listeners=[seen.append])
+    ids, mask = left_padded([6, 6])
+    am, pos = cache.step(mask)
+    model(ids, attention_mask=am, position_ids=pos, past_key_values=cache)
+    cache.commit()
+    snapshot = cache.keys[1][:, :, :6].clone()
+    for t in range(6):
+        am, pos = cache.step(torch.ones(2, 1, dtype=torch.bool))
+        model(torch.full((2, 1), 5), attention_mask=am, position_ids=pos, past_key_values=cache)
+        cache.commit()
+    first = seen[0]
+    assert first.positions.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
+    assert len(first.keys) == 2 and first.keys[1].shape == (2, 2, 5, 16)
+    assert torch.equal(first.keys[1], snapshot[:, :, :5])
+
+
+def test_policy_validation():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="evict_ratio"):
+        PolicyConfig(evict_ratio=1.5)
+    with pytest.raises(ValidationError):
+        PolicyConfig(cache_window=-4)
+    with pytest.raises(ValueError, match="no room"):
+        LRUPromptKeep(PolicyConfig(cache_window=8)).check_prompts([3, 8])
+    with pytest.raises(ValueError, match="sink_tokens"):
+        StreamingLLM(StreamingConfig(cache_window=4, sink_tokens=4))
