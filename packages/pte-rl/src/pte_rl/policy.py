@@ -1,0 +1,96 @@
+"""The trainable policy: a frozen base model + state-conditioned LoRA + a thought encoder.
+
+One forward step over a bounded cache sets the LoRA states from the batch's :class:`ThoughtState`
+and runs the decoder with the cache's mask and absolute positions. Logits are left to the caller
+(:func:`token_logprobs` computes them in token chunks so [batch x length x vocab] never exists).
+"""
+
+from __future__ import annotations
+
+import torch
+from pte_cache import BoundedCache
+from pte_lora import LoRAConfig, LoRAModel, attach_lora
+from pte_thought import ThoughtEncoder, ThoughtState
+
+
+def decoder_layers(model):
+    return model.model.layers
+
+
+def _base(module):
+    return getattr(module, "base", module)
+
+
+class PTEModel:
+    def __init__(self, model, encoder: ThoughtEncoder, lora: LoRAModel | LoRAConfig | None = None):
+        self.model = model
+        if not isinstance(lora, LoRAModel):
+            config = lora or LoRAConfig()
+            g, r = encoder.core_shape
+            config = config.model_copy(update={"r": r, "global_tokens": g})
+            lora = attach_lora(model, config)
+        self.lora = lora
+        self.encoder = encoder
+        encoder.bind([
+            (_base(layer.self_attn.q_proj), _base(layer.self_attn.k_proj), _base(layer.self_attn.v_proj))
+            for layer in decoder_layers(model)
+        ])
+
+    @property
+    def num_layers(self) -> int:
+        return len(decoder_layers(self.model))
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.lm_head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.lm_head.weight.dtype
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return self.lora.parameters() + [p for p in self.encoder.parameters() if p.requires_grad]
+
+    def new_state(self, batch: int, replay: bool = False) -> ThoughtState:
+        return ThoughtState(self.encoder, self.num_layers, batch, replay=replay)
+
+    def new_cache(self, policy, state: ThoughtState | None) -> BoundedCache:
+        listeners = [state] if state is not None and state.wants_kv else []
+        return BoundedCache(policy, self.num_layers, listeners=listeners)
+
+    def forward(self, ids, real, cache: BoundedCache, state: ThoughtState | None, evict=True):
+        """Hidden states ``[batch, q, hidden]`` of ``ids`` given the cache (updated in place)."""
+        step = cache.step if evict else cache.prepare
+        mask, positions = step(real, self.dtype)
+        self.lora.set_states(None if state is None else state.layers)
+        out = self.model.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+            use_cache=True,
+        )
+        cache.commit()
+        return out.last_hidden_state
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.model.lm_head(hidden).float()
+
+
+def token_logprobs(pte: PTEModel, hidden, targets, temperature: float = 1.0, chunk: int = 4096,
+                   with_entropy: bool = False):
+    """Log-probs of ``targets`` ([B, L]) under ``hidden`` ([B, L, H]), ``chunk`` tokens at a time.
+
+    Returns ``(logprobs [B, L], entropy [B, L] or None)``; entropy is computed without grad.
+    """
+    batch, length, _ = hidden.shape
+    flat_h = hidden.reshape(batch * length, -1)
+    flat_t = targets.reshape(-1)
+    out, ent = [], []
+    for s in range(0, flat_h.shape[0], chunk):
+        logits = pte.logits(flat_h[s : s + chunk]) / temperature
+        logp = torch.log_softmax(logits, dim=-1)
+        out.append(torch.gather(logp, 1, flat_t[s : s + chunk, None]).squeeze(1))
+        if with_entropy:
+            with torch.no_grad():
+                ent.append(-(logp.exp() * logp).sum(-1))
+    logprobs = torch.cat(out).view(batch, length)
+    entropy = torch.cat(ent).view(batch, length) if with_entropy else None
+    return logprobs, entropy

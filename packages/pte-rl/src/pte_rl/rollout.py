@@ -1,0 +1,128 @@
+"""Batched sampling under a bounded cache (no gradients).
+
+Each row stops at EOS or ``max_new_tokens``; finished rows leave the batch (cache, states and
+bookkeeping are compacted) so they stop costing compute. Every completion records the tokens,
+their sampling log-probs (under the temperature-scaled distribution, as TRL does) and its
+eviction schedule: ``[(step, [absolute positions]), ...]``, which :mod:`pte_rl.replay` replays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from .policy import PTEModel
+
+
+class SamplingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(256, gt=0)
+    min_new_tokens: int = Field(0, ge=0)
+    temperature: float = Field(1.0, ge=0.0, description="0 means greedy.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+
+
+@dataclass
+class Completion:
+    prompt_ids: list[int]
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    schedule: list[tuple[int, list[int]]] = field(default_factory=list)
+    finished: bool = False  # ended with EOS (False: truncated at max_new_tokens)
+    num_state_updates: int = 0
+    max_cache_tokens: int = 0
+
+    @property
+    def num_evictions(self) -> int:
+        return len(self.schedule)
+
+
+def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    real = torch.zeros(len(rows), width, dtype=torch.bool)
+    for b, r in enumerate(rows):
+        if r:
+            ids[b, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            real[b, width - len(r) :] = True
+    return ids.to(device), real.to(device)
+
+
+def _sample(logits: torch.Tensor, config: SamplingConfig, generator) -> torch.Tensor:
+    if config.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / config.temperature, dim=-1)
+    if config.top_p < 1.0:
+        sorted_p, order = probs.sort(-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > config.top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        choice = torch.multinomial(sorted_p, 1, generator=generator)
+        return order.gather(-1, choice).squeeze(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def sample(
+    pte: PTEModel,
+    prompts: list[list[int]],
+    policy,
+    config: SamplingConfig,
+    eos_ids: list[int],
+    pad_id: int = 0,
+    generator: torch.Generator | None = None,
+    progress=None,
+) -> list[Completion]:
+    """Sample one completion per prompt (repeat prompts for groups)."""
+    device = pte.device
+    ids, real = left_pad(prompts, pad_id, device)
+    batch = len(prompts)
+    out = [Completion(prompt_ids=list(p)) for p in prompts]
+    state = pte.new_state(batch)
+    cache = pte.new_cache(policy, state)
+    rows = torch.arange(batch)  # original index of each live row
+    eos = torch.tensor(eos_ids, device=device)
+    temperature = config.temperature if config.temperature > 0 else 1.0
+    seen_events = 0
+
+    hidden = pte.forward(ids, real, cache, state)[:, -1]
+    for step in range(config.max_new_tokens):
+        logits = pte.logits(hidden)
+        if step < config.min_new_tokens and len(eos):
+            logits[:, eos] = torch.finfo(logits.dtype).min
+        token = _sample(logits, config, generator)
+        logp = torch.log_softmax(logits / temperature, -1).gather(1, token[:, None]).squeeze(1)
+        for b, (t, lp) in enumerate(zip(token.tolist(), logp.tolist())):
+            out[int(rows[b])].token_ids.append(t)
+            out[int(rows[b])].logprobs.append(lp)
+        if progress is not None:
+            progress(len(rows))
+        done = torch.isin(token, eos) if len(eos) else torch.zeros_like(token, dtype=torch.bool)
+        last = step == config.max_new_tokens - 1
+        if bool(done.any()) or last:
+            _harvest(out, rows, cache, state, done if not last else torch.ones_like(done), done)
+            keep = (~done).nonzero().flatten()
+            if last or len(keep) == 0:
+                break
+            if len(keep) < len(rows):
+                cache.select_rows(keep)
+                state.select_rows(keep)
+                rows = rows[keep.cpu()]
+                token = token[keep]
+        hidden = pte.forward(token[:, None], torch.ones(len(rows), 1, dtype=torch.bool, device=device),
+                             cache, state)[:, -1]
+        for event in cache.events[seen_events:]:
+            for b in event.rows():
+                out[int(rows[b])].schedule.append((event.step, event.positions_of(b)))
+        seen_events = len(cache.events)
+    return out
+
+
+def _harvest(out, rows, cache, state, leaving, finished) -> None:
+    for b in leaving.nonzero().flatten().tolist():
+        c = out[int(rows[b])]
+        c.finished = bool(finished[b])
+        c.max_cache_tokens = int(cache.peak_lengths[b])
+        c.num_state_updates = int(state.num_updates[b])

@@ -1,0 +1,27 @@
+"""pte-thought: encoders that fold evicted keys/values into a fixed-size latent state."""
+
+from .encoders import (
+    GlobalOnlyEncoder,
+    IdentityConfig,
+    IdentityEncoder,
+    ProgressiveEncoder,
+    ThoughtConfig,
+    ThoughtEncoder,
+    ThoughtState,
+    normalize,
+)
+from .hookspecs import hookimpl, pte_register_thought_encoders
+
+__all__ = [
+    "GlobalOnlyEncoder",
+    "IdentityConfig",
+    "IdentityEncoder",
+    "ProgressiveEncoder",
+    "ThoughtConfig",
+    "ThoughtEncoder",
+    "ThoughtState",
+    "hookimpl",
+    "normalize",
+    "pte_register_thought_encoders",
+]
+__version__ = "0.1.0"
