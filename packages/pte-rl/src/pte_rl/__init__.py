@@ -1,26 +1,23 @@
-"""pte-rl: backends, rollout, replay, rewards, GRPO and the trainer."""
+"""pte-rl: backends, rollout, replay, rewards, GRPO and the trainer.
 
-from .backends import HFBackend, HFConfig, ModelNotFound, chat_prompt, eos_ids, resolve_model
-from .hookspecs import hookimpl, pte_register_backends, pte_register_rewards
-from .policy import PTEModel, token_logprobs
-from .replay import replay
-from .rollout import Completion, SamplingConfig, sample
+Exports are imported lazily so light users (reward worker processes) never import torch.
+"""
 
-__all__ = [
-    "Completion",
-    "HFBackend",
-    "HFConfig",
-    "ModelNotFound",
-    "PTEModel",
-    "SamplingConfig",
-    "chat_prompt",
-    "eos_ids",
-    "hookimpl",
-    "pte_register_backends",
-    "pte_register_rewards",
-    "replay",
-    "resolve_model",
-    "sample",
-    "token_logprobs",
-]
+import importlib
+
+_EXPORTS = {
+    "HFBackend": "backends", "HFConfig": "backends", "ModelNotFound": "backends",
+    "chat_prompt": "backends", "eos_ids": "backends", "resolve_model": "backends",
+    "hookimpl": "hookspecs", "pte_register_backends": "hookspecs", "pte_register_rewards": "hookspecs",
+    "PTEModel": "policy", "token_logprobs": "policy",
+    "replay": "replay",
+    "Completion": "rollout", "SamplingConfig": "rollout", "sample": "rollout",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'pte_rl' has no attribute {name!r}")

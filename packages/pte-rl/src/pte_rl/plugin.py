@@ -1,0 +1,21 @@
+"""Built-in rewards and backends, registered through the ``pte`` entry point."""
+
+from .backends import HFBackend, HFConfig
+from .hookspecs import hookimpl
+from .rewards.math import ExactConfig, ExactReward, FormatReward, MathConfig, MathReward
+
+
+@hookimpl
+def pte_register_rewards(register):
+    register("math", MathReward, config=MathConfig,
+             help="1 if the final answer is mathematically equal to the reference (safe, time-bounded).")
+    register("exact", ExactReward, config=ExactConfig,
+             help="1 if the final answer equals the reference after string normalisation.")
+    register("format", FormatReward, config=ExactConfig,
+             help="1 if the completion ends with a well-formed \\boxed{...} answer.")
+
+
+@hookimpl
+def pte_register_backends(register):
+    register("hf", HFBackend, config=HFConfig,
+             help="transformers causal LM: built-in name, local folder, .gguf file or cached hub id.")

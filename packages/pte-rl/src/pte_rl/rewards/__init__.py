@@ -1,0 +1,23 @@
+"""Rewards: the math verifier and friends. See the pte-rl README for the rules."""
+
+from .base import Reward, RewardResult, WeightedSum
+from .extract import extract_answer, last_boxed
+from .math import ExactReward, FormatReward, MathConfig, MathReward, score_item
+from .normalize import normalize
+from .verify import Unverifiable, answers_equal
+
+__all__ = [
+    "ExactReward",
+    "FormatReward",
+    "MathConfig",
+    "MathReward",
+    "Reward",
+    "RewardResult",
+    "Unverifiable",
+    "WeightedSum",
+    "answers_equal",
+    "extract_answer",
+    "last_boxed",
+    "normalize",
+    "score_item",
+]

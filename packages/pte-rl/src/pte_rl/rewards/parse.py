@@ -1,0 +1,217 @@
+"""A small LaTeX-math parser to sympy objects. Nothing from the text is ever evaluated as code.
+
+Grammar (recursive descent, depth-limited):
+    expr   := term (('+'|'-') term)*
+    term   := unary (('*'|'/'|implicit) unary)*
+    unary  := ('-'|'+') unary | power
+    power  := atom ('!')* ('^' unary)?
+    atom   := number | symbol | '(' expr ')' | '{' expr '}' | \\frac{..}{..} | \\sqrt[n]{..}
+              | \\pi | \\infty | function '(' expr ')'
+Integer powers and factorials are size-checked before sympy computes them, so ``9^{9^{9^9}}``
+fails fast instead of hanging.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import sympy
+
+MAX_DEPTH = 60
+MAX_BITS = 20000  # largest exact integer a power or factorial may produce
+
+
+class ParseError(ValueError):
+    pass
+
+
+class TooLarge(ParseError):
+    pass
+
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<cmd>\\[a-zA-Z]+)|(?P<sym>[a-zA-Z])|(?P<op>[-+*/^(){}\[\]!,|']))"
+)
+_FUNCS = {
+    "\\sin": sympy.sin, "\\cos": sympy.cos, "\\tan": sympy.tan, "\\ln": sympy.log,
+    "\\log": sympy.log, "\\exp": sympy.exp, "\\arcsin": sympy.asin, "\\arccos": sympy.acos,
+    "\\arctan": sympy.atan, "\\sec": sympy.sec, "\\csc": sympy.csc, "\\cot": sympy.cot,
+}
+_CONST = {"\\pi": sympy.pi, "\\infty": sympy.oo, "\\infinity": sympy.oo}
+_SYMBOLS: dict[str, sympy.Symbol] = {}
+
+
+def _symbol(name: str):
+    if name == "i":
+        return sympy.I
+    if name not in _SYMBOLS:
+        _SYMBOLS[name] = sympy.Symbol(name)
+    return _SYMBOLS[name]
+
+
+def tokenize(s: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    while pos < len(s):
+        m = _TOKEN.match(s, pos)
+        if not m or m.end() == pos:
+            if s[pos:].strip() == "":
+                break
+            raise ParseError(f"unexpected character {s[pos]!r}")
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+    return out
+
+
+class _Parser:
+    def __init__(self, tokens):
+        self.t = tokens
+        self.i = 0
+        self.depth = 0
+
+    def peek(self):
+        return self.t[self.i] if self.i < len(self.t) else (None, None)
+
+    def take(self, value=None):
+        tok = self.peek()
+        if tok[0] is None or (value is not None and tok[1] != value):
+            raise ParseError(f"expected {value!r}, got {tok[1]!r}")
+        self.i += 1
+        return tok
+
+    def enter(self):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ParseError("expression nested too deeply")
+
+    def expr(self):
+        self.enter()
+        value = self.term()
+        while self.peek()[1] in ("+", "-"):
+            op = self.take()[1]
+            rhs = self.term()
+            value = value + rhs if op == "+" else value - rhs
+        self.depth -= 1
+        return value
+
+    def _starts_atom(self, tok):
+        kind, v = tok
+        return kind in ("num", "sym") or v in ("(", "{") or (kind == "cmd" and v not in ("\\pm",))
+
+    def term(self):
+        value = self.unary()
+        while True:
+            tok = self.peek()
+            if tok[1] == "*":
+                self.take()
+                value = value * self.unary()
+            elif tok[1] == "/":
+                self.take()
+                den = self.unary()
+                if den == 0:
+                    raise ParseError("division by zero")
+                value = value / den
+            elif tok[0] is not None and self._starts_atom(tok):
+                value = value * self.power()
+            else:
+                return value
+
+    def unary(self):
+        tok = self.peek()
+        if tok[1] == "-":
+            self.take()
+            return -self.unary()
+        if tok[1] == "+":
+            self.take()
+            return self.unary()
+        return self.power()
+
+    def power(self):
+        self.enter()
+        base = self.atom()
+        while self.peek()[1] == "!":
+            self.take()
+            base = _factorial(base)
+        if self.peek()[1] == "^":
+            self.take()
+            exp = self.unary()
+            base = _pow(base, exp)
+        self.depth -= 1
+        return base
+
+    def group(self, open_="{", close="}"):
+        self.take(open_)
+        value = self.expr()
+        self.take(close)
+        return value
+
+    def atom(self):
+        kind, v = self.peek()
+        if kind == "num":
+            self.take()
+            return sympy.Rational(v) if "." in v else sympy.Integer(v)
+        if kind == "sym":
+            self.take()
+            return _symbol(v)
+        if v == "(":
+            return self.group("(", ")")
+        if v == "{":
+            return self.group("{", "}")
+        if v == "|":
+            self.take()
+            inner = self.expr()
+            self.take("|")
+            return sympy.Abs(inner)
+        if kind == "cmd":
+            self.take()
+            if v == "\\frac":
+                num = self.group()
+                den = self.group()
+                if den == 0:
+                    raise ParseError("division by zero")
+                return num / den
+            if v == "\\sqrt":
+                if self.peek()[1] == "[":
+                    n = self.group("[", "]")
+                    return _pow(self.group(), 1 / n)
+                return sympy.sqrt(self.group() if self.peek()[1] == "{" else self.atom())
+            if v in _CONST:
+                return _CONST[v]
+            if v in _FUNCS:
+                arg = self.group("(", ")") if self.peek()[1] == "(" else self.power()
+                return _FUNCS[v](arg)
+            raise ParseError(f"unsupported command {v}")
+        raise ParseError(f"unexpected token {v!r}")
+
+
+def _bits(x) -> float:
+    return math.log2(abs(int(x)) + 1)
+
+
+def _pow(base, exp):
+    if exp.is_Integer and base.is_Number:
+        if abs(int(exp)) * max(_bits(base.p if base.is_Rational else 2), 1) > MAX_BITS:
+            raise TooLarge("power too large")
+    elif exp.is_Number and base.is_Number and abs(float(exp)) > 10000:
+        raise TooLarge("power too large")
+    elif exp.is_Integer and abs(int(exp)) > 1000:
+        raise TooLarge("symbolic power too large")
+    return sympy.Pow(base, exp)
+
+
+def _factorial(x):
+    if not (x.is_Integer and 0 <= int(x) <= 2000):
+        raise TooLarge("factorial out of range")
+    return sympy.factorial(x)
+
+
+def parse_expr(s: str):
+    tokens = tokenize(s)
+    if not tokens:
+        raise ParseError("empty")
+    p = _Parser(tokens)
+    value = p.expr()
+    if p.i != len(tokens):
+        raise ParseError(f"trailing input at {p.t[p.i][1]!r}")
+    return value
