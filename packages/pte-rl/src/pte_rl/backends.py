@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 from pathlib import Path
 from typing import Literal
@@ -91,11 +92,13 @@ class HFBackend:
         hf_logging.set_verbosity_error()
         progress = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()
+        quiet = _QuietGGUF() if gguf else contextlib.nullcontext()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=dtype, attn_implementation=self.config.attn_implementation, **kwargs
-            )
+            with quiet:
+                tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+                model = AutoModelForCausalLM.from_pretrained(
+                    folder, dtype=dtype, attn_implementation=self.config.attn_implementation, **kwargs
+                )
         except OSError as err:
             raise ModelNotFound(
                 f"cannot load '{self.config.model}': {str(err).splitlines()[0]} "
@@ -117,20 +120,44 @@ class HFBackend:
         return model, tokenizer
 
 
+class _QuietGGUF:
+    """Silence the GGUF dequantisation progress bar (a bare tqdm inside transformers)."""
+
+    def __enter__(self):
+        try:
+            import transformers.modeling_gguf_pytorch_utils as gguf_utils
+        except ImportError:
+            self.module = None
+            return self
+        self.module, self.saved = gguf_utils, getattr(gguf_utils, "tqdm", None)
+        if self.saved is not None:
+            gguf_utils.tqdm = lambda iterable, *a, **k: iterable
+        return self
+
+    def __exit__(self, *exc):
+        if self.module is not None and self.saved is not None:
+            self.module.tqdm = self.saved
+
+
 def _drop_quantizer(model):
-    """A GGUF-loaded model carries a quantizer; rebuild a plain model from its weights."""
+    """A GGUF-loaded model carries a quantizer; rebuild a plain model from its tensors."""
     if getattr(model, "hf_quantizer", None) is None:
         return model
     from transformers import AutoModelForCausalLM
 
     config = model.config
-    for attr in ("quantization_config",):
-        if hasattr(config, attr):
-            delattr(config, attr)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
     with torch.device("meta"):
-        fresh = AutoModelForCausalLM.from_config(config, dtype=model.dtype)
-    fresh.load_state_dict(model.state_dict(), assign=True)
+        fresh = AutoModelForCausalLM.from_config(config, dtype=model.dtype,
+                                                 attn_implementation=config._attn_implementation)
+    fresh.load_state_dict(model.state_dict(), assign=True, strict=True)
+    for name, buffer in model.named_buffers():  # non-persistent buffers (rotary inv_freq)
+        owner, _, leaf = name.rpartition(".")
+        fresh.get_submodule(owner).register_buffer(leaf, buffer, persistent=False)
     fresh.generation_config = model.generation_config
+    if fresh.config.tie_word_embeddings:
+        fresh.tie_weights()
     return fresh
 
 

@@ -1,0 +1,65 @@
+"""Turn validated names and options into live objects (model loading happens only here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from .registry import get_registry
+
+
+@dataclass
+class Choice:
+    """A validated plugin choice: name + config (no objects built yet)."""
+
+    kind: str
+    name: str
+    config: Any
+
+    def build(self):
+        entry = get_registry().get(self.kind, self.name)
+        return entry.factory(self.config) if self.config is not None else entry.factory()
+
+    def options(self) -> dict[str, Any]:
+        return {} if self.config is None else self.config.model_dump()
+
+
+def adapter_encoder(adapter: str | None, encoder: Choice, explicit: bool) -> Choice:
+    """The encoder a saved adapter was trained with; conflicts with an explicit --encoder fail."""
+    if not adapter:
+        return encoder
+    from pte_lora import read_manifest
+
+    try:
+        manifest = read_manifest(adapter)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    if explicit and manifest.encoder != encoder.name:
+        raise click.UsageError(
+            f"--encoder {encoder.name} conflicts with the adapter at {adapter}, trained with "
+            f"encoder '{manifest.encoder}'; drop --encoder or pick that encoder"
+        )
+    entry = get_registry().get("encoder", manifest.encoder)
+    return Choice("encoder", manifest.encoder, entry.validate(manifest.encoder_options))
+
+
+def load_model(backend: Choice, encoder: Choice, adapter: str | None = None, lora=None):
+    """Load the base model and wrap it: returns ``(pte_model, tokenizer)``."""
+    from pte_lora import load_adapter, read_manifest
+    from pte_rl import ModelNotFound, PTEModel
+
+    try:
+        model, tokenizer = backend.build().load()
+    except ModelNotFound as err:
+        raise click.UsageError(str(err)) from None
+    if adapter:
+        lora = read_manifest(adapter).lora
+    pte = PTEModel(model, encoder.build(), lora)
+    if adapter:
+        try:
+            load_adapter(adapter, pte.lora, pte.encoder)
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
+    return pte, tokenizer

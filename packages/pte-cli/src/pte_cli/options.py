@@ -1,0 +1,113 @@
+"""Click plumbing: registry-backed names, plugin options, JSONL input with precise errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .registry import KINDS, RegistryError, get_registry
+
+
+class PluginName(click.ParamType):
+    """A registry name of one kind, validated and shell-completed at run time."""
+
+    def __init__(self, kind: str, weighted: bool = False):
+        self.kind = kind
+        self.weighted = weighted
+        self.name = KINDS[kind][1]
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        name, weight = value, None
+        if self.weighted and ":" in value:
+            name, _, raw = value.partition(":")
+            try:
+                weight = float(raw)
+            except ValueError:
+                self.fail(f"weight in '{value}' is not a number (use NAME or NAME:WEIGHT)", param, ctx)
+        try:
+            get_registry().get(self.kind, name)
+        except RegistryError as err:
+            self.fail(str(err), param, ctx)
+        return (name, 1.0 if weight is None else weight) if self.weighted else name
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(n) for n in get_registry().names(self.kind) if n.startswith(incomplete)]
+
+
+def parse_plugin_opts(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``-o eviction.sink_tokens=8`` -> {"eviction": {"sink_tokens": 8}} (JSON values allowed)."""
+    out: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+    for raw in values:
+        key, eq, value = raw.partition("=")
+        kind, dot, field = key.partition(".")
+        if not eq or not dot or kind not in KINDS or not field:
+            raise click.UsageError(
+                f"-o {raw!r}: expected KIND.FIELD=VALUE with KIND one of {', '.join(KINDS)}"
+            )
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out[kind][field] = parsed
+    return out
+
+
+def plugin_config(kind: str, name: str, flags: dict[str, Any], extra: dict[str, Any]):
+    """Validate options for a plugin: CLI flags it understands (when given) plus ``-o`` extras."""
+    entry = get_registry().get(kind, name)
+    fields = set(entry.config.model_fields) if entry.config is not None else set()
+    options = {k: v for k, v in flags.items() if v is not None and k in fields}
+    options.update(extra)
+    try:
+        return entry, entry.validate(options)
+    except RegistryError as err:
+        raise click.UsageError(str(err)) from None
+
+
+def read_jsonl(path: str | Path, required: tuple[str, ...], skip_bad: bool = False):
+    """Rows of a JSONL file. Bad rows name file and line; they stop the run unless ``skip_bad``.
+
+    Returns ``(rows, problems)``; each row gets ``_line``.
+    """
+    rows, problems = [], []
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as err:
+        raise click.UsageError(f"cannot read {path}: {err.strerror}") from None
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                problems.append(f"{path}:{number}: invalid JSON ({err.msg})")
+                continue
+            if not isinstance(row, dict):
+                problems.append(f"{path}:{number}: expected a JSON object")
+                continue
+            bad = [f for f in required if not isinstance(row.get(f), str)]
+            if bad:
+                problems.append(f"{path}:{number}: field '{bad[0]}' missing or not a string")
+                continue
+            if "prompt" in required and not row["prompt"].strip():
+                problems.append(f"{path}:{number}: field 'prompt' is empty")
+                continue
+            row["_line"] = number
+            rows.append(row)
+    if problems and not skip_bad:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise click.UsageError(
+            "bad rows, nothing was done:\n  " + "\n  ".join(problems[:5]) + more
+            + "\nFix them or pass --skip-bad-rows."
+        )
+    for p in problems:
+        click.echo(f"skipped {p}", err=True)
+    return rows, problems

@@ -1,0 +1,54 @@
+"""``pte score``: rewards over a JSONL file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+import click
+
+from .options import plugin_config, read_jsonl
+
+
+def build_reward(rewards, extra):
+    from pte_rl.rewards import WeightedSum
+
+    parts = []
+    for name, weight in rewards:
+        entry, config = plugin_config("reward", name, {}, extra.get("reward", {}))
+        parts.append((name, entry.factory(config) if config is not None else entry.factory(), weight))
+    return WeightedSum(parts)
+
+
+def run_score(rewards, input_path, output, skip_bad_rows, extra):
+    rows, _ = read_jsonl(input_path, ("completion", "answer"), skip_bad=skip_bad_rows)
+    reward = build_reward(rewards, extra)
+    parts = reward.score_parts([r["completion"] for r in rows], [r["answer"] for r in rows])
+    totals = reward.total(parts)
+    lines = []
+    for i, row in enumerate(rows):
+        row.pop("_line", None)
+        row["reward"] = totals[i]
+        reasons = [f"{name}: {res[i].reason}" if len(parts) > 1 else res[i].reason
+                   for name, res in parts.items() if res[i].reason]
+        if reasons:
+            row["reward_reason"] = "; ".join(reasons)
+        if len(parts) > 1:
+            row["rewards"] = {name: res[i].value for name, res in parts.items()}
+        lines.append(json.dumps(row, ensure_ascii=False))
+    for _, r, _ in reward.parts:
+        getattr(r, "close", lambda: None)()
+    text = "".join(line + "\n" for line in lines)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    # atomic: a crash never leaves a half-written output
+    folder = os.path.dirname(os.path.abspath(output))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pte-score-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, output)
+    mean = sum(totals) / len(totals) if totals else 0.0
+    click.echo(f"scored {len(rows)} rows, mean reward {mean:.4f} -> {output}", err=True)
