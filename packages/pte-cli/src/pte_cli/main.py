@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -163,14 +162,6 @@ def data_arithmetic(n, seed, max_operand):
 
     for row in arithmetic(n, seed, max_operand):
         click.echo(json.dumps(row))
-
-
-def main():  # console-script entry with a clean message for user errors raised late
-    try:
-        cli(standalone_mode=True)
-    except RegistryError as err:
-        click.echo(f"Error: {err}", err=True)
-        sys.exit(2)
 
 
 __all__ = ["cli", "KINDS"]

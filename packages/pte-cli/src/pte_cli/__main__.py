@@ -1,0 +1,3 @@
+from pte_cli.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""``pte train``: cache-aware GRPO from registry names, on one process or under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import click
+
+from .main import cache_options, cli, model_options, validate_common
+from .options import PluginName
+
+DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
+
+
+@cli.command()
+@model_options
+@cache_options
+@click.option("--dynamic-window/--no-dynamic-window", default=None,
+              help="Generated-token window = longest prompt of the batch (method.md §1). "
+                   "[default: on, off when --cache-window is given]")
+@click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
+              help="Reward NAME or NAME:WEIGHT, repeatable [default: math].")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+              help=f"JSONL with 'prompt' and 'answer' [default: {DEFAULT_DATA}].")
+@click.option("--skip-bad-rows", is_flag=True, help="Report and skip malformed data rows instead of stopping.")
+@click.option("--output-dir", default="runs/pte", show_default=True, help="Checkpoints, metrics, TensorBoard.")
+@click.option("--max-steps", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--prompts-per-step", type=click.IntRange(1), default=4, show_default=True,
+              help="Prompts per optimizer step on each rank.")
+@click.option("--group-size", "--num-generations", "group_size", type=click.IntRange(2), default=4,
+              show_default=True, help="Completions per prompt.")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=192, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
+@click.option("--learning-rate", "--lr", "learning_rate", type=click.FloatRange(0, min_open=True),
+              default=2e-4, show_default=True)
+@click.option("--lr-scheduler", type=click.Choice(["constant", "linear", "cosine"]), default="constant",
+              show_default=True)
+@click.option("--warmup-steps", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
+@click.option("--beta", type=click.FloatRange(0), default=0.001, show_default=True,
+              help="KL weight to the full-cache base model (0 skips the reference pass).")
+@click.option("--epsilon", type=click.FloatRange(0, min_open=True), default=0.2, show_default=True)
+@click.option("--epsilon-high", type=click.FloatRange(0, min_open=True), default=None,
+              help="Upper clip (DAPO uses 0.28) [default: epsilon].")
+@click.option("--num-iterations", type=click.IntRange(1), default=1, show_default=True,
+              help="Optimizer steps per batch of rollouts (ratio clipping matters when > 1).")
+@click.option("--loss-type", type=click.Choice(["grpo", "dr_grpo", "dapo"]), default="dapo", show_default=True)
+@click.option("--scale-rewards/--no-scale-rewards", default=True, show_default=True,
+              help="Divide advantages by the group std (off: Dr. GRPO).")
+@click.option("--mask-truncated", is_flag=True, help="Completions cut at --max-new-tokens get no loss.")
+@click.option("--rollout-sub-batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--reference-sub-batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--replay-chunk", type=click.IntRange(1), default=64, show_default=True,
+              help="Max tokens per replay chunk (bounds backward memory).")
+@click.option("--lora-alpha", type=click.FloatRange(0, min_open=True), default=None,
+              help="LoRA alpha (scale alpha/r) [default: r].")
+@click.option("--target-modules", default=None,
+              help='Comma-separated module names or "all-linear" [default: q_proj,k_proj,v_proj,o_proj].')
+@click.option("--amp-dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+              help="Base model dtype (adapters stay fp32) [default: bf16 on CUDA, fp32 on CPU].")
+@click.option("--save-every", type=click.IntRange(0), default=0, show_default=True,
+              help="Checkpoint every N steps (0: only at the end).")
+@click.option("--resume", is_flag=True, help="Continue from the latest complete checkpoint in --output-dir.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--profile-steps", type=click.IntRange(0), default=0, show_default=True,
+              help="Write a torch profiler trace of the first N steps to OUTPUT_DIR/profile.")
+@click.option("--no-tensorboard", is_flag=True, help="Only write metrics.jsonl.")
+@click.option("--system", default=None, help="System message for the chat template.")
+@click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
+              help="Launch this many processes with torchrun (gloo on CPU, nccl on CUDA).")
+@click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, load nothing.")
+def train(**kw):
+    """Train the adapter with cache-aware GRPO (the main job).
+
+    With no options: SmolLM2-135M-Instruct, built-in arithmetic data, lru-prompt-keep cache,
+    progressive thought encoder, math reward, group size 4.
+    """
+    if kw["nproc_per_node"] > 1 and "RANK" not in os.environ:
+        _launch_torchrun(kw["nproc_per_node"])
+        return
+    from .training import run_train
+
+    if kw["amp_dtype"] is not None:
+        if kw["dtype"] is not None and kw["dtype"] != kw["amp_dtype"]:
+            raise click.UsageError("--dtype and --amp-dtype disagree; give one of them")
+        kw["dtype"] = kw["amp_dtype"]
+    dynamic = kw["dynamic_window"]
+    if dynamic is None:
+        dynamic = kw["cache_window"] is None
+    choices = validate_common(kw["backend"], kw["model"], kw["device"], kw["dtype"], kw["plugin_opts"],
+                              kw["eviction"], kw["cache_window"], kw["evict_ratio"], kw["sink_tokens"],
+                              kw["encoder"], dynamic)
+    run_train(choices, kw)
+
+
+def _launch_torchrun(nproc: int) -> None:
+    args = sys.argv[1:]
+    cleaned, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc-per-node":
+            skip = True
+            continue
+        if a.startswith("--nproc-per-node="):
+            continue
+        cleaned.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone",
+           "-m", "pte_cli", *cleaned]
+    click.echo("launching: " + " ".join(cmd), err=True)
+    sys.exit(subprocess.call(cmd))
+
+
+__all__ = ["train", "json"]

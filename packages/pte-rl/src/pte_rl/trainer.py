@@ -1,0 +1,379 @@
+"""Cache-aware GRPO trainer (method.md §3): one step reads top to bottom in :meth:`Trainer.step`.
+
+rollout (no grad, bounded cache) -> rewards -> group advantages -> reference log-probs (adapter
+off, full cache, no grad) -> replay with grad, chunk by chunk, loss backpropagated per chunk ->
+one gradient all-reduce across ranks -> clip -> optimizer -> metrics -> checkpoint.
+
+Distributed: every rank runs its own rollout and replay on the plain module (no DDP wrapper,
+no per-backward hooks), so ranks that decode or replay different numbers of steps never wait
+on each other; gradients are averaged with a single all-reduce per optimizer step.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field
+
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .data import Problem
+from .grpo import group_advantages, per_token_loss, token_weights
+from .metrics import MetricsLogger, peak_memory_mb
+from .replay import replay
+from .rollout import Completion, SamplingConfig, sample
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    output_dir: str = "runs/pte"
+    max_steps: int = Field(8, gt=0)
+    prompts_per_step: int = Field(4, gt=0, description="Prompts per step on each rank.")
+    group_size: int = Field(4, ge=2)
+    max_new_tokens: int = Field(192, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    beta: float = Field(0.001, ge=0, description="KL weight to the full-cache base model.")
+    epsilon: float = Field(0.2, gt=0)
+    epsilon_high: float | None = Field(None, gt=0)
+    num_iterations: int = Field(1, gt=0)
+    loss_type: Literal["grpo", "dr_grpo", "dapo"] = "dapo"
+    scale_rewards: bool = True
+    mask_truncated: bool = False
+    rollout_sub_batch_size: int = Field(16, gt=0)
+    reference_sub_batch_size: int = Field(16, gt=0)
+    replay_chunk: int = Field(64, gt=0, description="Max tokens per replay chunk.")
+    save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
+    seed: int = 0
+    resume: bool = False
+    profile_steps: int = Field(0, ge=0)
+    tensorboard: bool = True
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """Join the torchrun process group if there is one (gloo on CPU, nccl on CUDA)."""
+    import os
+
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63)
+
+
+class Trainer:
+    def __init__(self, pte, tokenizer, policy_factory: Callable[[], object], reward, problems: list[Problem],
+                 config: TrainConfig, manifest, eos: list[int], prompt_ids: Callable[[str], list[int]],
+                 dist_info: Dist | None = None, progress: bool = True):
+        self.pte = pte
+        self.tokenizer = tokenizer
+        self.policy_factory = policy_factory
+        self.reward = reward
+        self.problems = problems
+        self.config = config
+        self.manifest = manifest
+        self.eos = eos
+        self.prompt_ids = prompt_ids
+        self.dist = dist_info or Dist()
+        self.progress = progress
+        self.device = pte.device
+        self.params = pte.trainable_parameters()
+        self._sync_initial_weights()
+        fused = self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate,
+                                           weight_decay=config.weight_decay, fused=fused or None)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
+        self.logger = MetricsLogger(config.output_dir, enabled=self.dist.main, tensorboard=config.tensorboard)
+        self._encoded: dict[str, list[int]] = {}
+
+    # ------------------------------------------------------------------ setup
+    def _lr_lambda(self, step: int) -> float:
+        c = self.config
+        if step < c.warmup_steps:
+            return (step + 1) / (c.warmup_steps + 1)
+        if c.lr_scheduler == "constant":
+            return 1.0
+        progress = (step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps)
+        if c.lr_scheduler == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def _sync_initial_weights(self) -> None:
+        if self.dist.world > 1:
+            for p in self.params:
+                dist.broadcast(p.data, src=0)
+
+    def _encode(self, text: str) -> list[int]:
+        if text not in self._encoded:
+            self._encoded[text] = self.prompt_ids(text)
+        return self._encoded[text]
+
+    def problems_for(self, step: int) -> list[Problem]:
+        """This rank's prompts for ``step``: a seeded permutation per epoch, sharded by rank."""
+        per_step = self.config.prompts_per_step * self.dist.world
+        start = step * per_step
+        out = []
+        for k in range(start, start + per_step):
+            epoch, index = divmod(k, len(self.problems))
+            out.append(self.problems[self._epoch_order(epoch)[index]])
+        return out[self.dist.rank :: self.dist.world]
+
+    def _epoch_order(self, epoch: int) -> list[int]:
+        if getattr(self, "_order_epoch", None) != epoch:
+            order = list(range(len(self.problems)))
+            random.Random(self.config.seed * 1000 + epoch).shuffle(order)
+            self._order_epoch, self._order = epoch, order
+        return self._order
+
+    # ------------------------------------------------------------------ one step
+    def rollout(self, problems: list[Problem], step: int) -> list[Completion]:
+        c = self.config
+        sampling = SamplingConfig(max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_p=c.top_p)
+        prompts = [self._encode(p.prompt) for p in problems for _ in range(c.group_size)]
+        generator = torch.Generator(device=self.device).manual_seed(_step_seed(c.seed, step, self.dist.rank))
+        # bucket by prompt length so no row is padded more than needed (groups stay together)
+        order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+        out: list[Completion | None] = [None] * len(prompts)
+        for s in range(0, len(order), c.rollout_sub_batch_size):
+            idx = order[s : s + c.rollout_sub_batch_size]
+            done = sample(self.pte, [prompts[i] for i in idx], self.policy_factory(), sampling, self.eos,
+                          pad_id=self.tokenizer.pad_token_id or 0, generator=generator)
+            for i, comp in zip(idx, done):
+                out[i] = comp
+        return out
+
+    @torch.no_grad()
+    def reference_logprobs(self, completions: list[Completion], width: int) -> torch.Tensor:
+        """Base model (adapter off), full cache, no grad."""
+        out = torch.zeros(len(completions), width, device=self.device)
+        plain = [Completion(c.prompt_ids, c.token_ids) for c in completions]
+        with self.pte.lora.disabled():
+            for idx in self._buckets(completions, self.config.reference_sub_batch_size):
+                lp, _ = replay(self.pte, [plain[i] for i in idx], self.config.temperature,
+                               max_chunk=max(256, self.config.replay_chunk),
+                               pad_id=self.tokenizer.pad_token_id or 0)
+                out[idx, : lp.shape[1]] = lp
+        return out
+
+    @staticmethod
+    def _buckets(completions, size):
+        order = sorted(range(len(completions)),
+                       key=lambda i: (len(completions[i].prompt_ids), len(completions[i].token_ids)))
+        return [order[s : s + size] for s in range(0, len(order), size)]
+
+    def step(self, step: int) -> dict:
+        c = self.config
+        t0 = time.perf_counter()
+        problems = self.problems_for(step)
+        completions = self.rollout(problems, step)
+        t_rollout = time.perf_counter() - t0
+
+        texts = [self.tokenizer.decode(x.token_ids, skip_special_tokens=True) for x in completions]
+        rows = [p for p in problems for _ in range(c.group_size)]
+        columns = {k: [r.extra.get(k) for r in rows] for k in sorted({k for r in rows for k in r.extra})}
+        parts = self.reward.score_parts(texts, [r.answer for r in rows], **columns)
+        rewards = torch.tensor(self.reward.total(parts), dtype=torch.float32)
+        advantages, zero_std = group_advantages(rewards, c.group_size, c.scale_rewards)
+        truncated = torch.tensor([not x.finished for x in completions])
+        lengths = torch.tensor([len(x.token_ids) for x in completions])
+        active = torch.ones(len(completions), dtype=torch.bool)
+        if c.mask_truncated:
+            active &= ~truncated
+
+        width = int(lengths.max())
+        old_lp = torch.zeros(len(completions), width, device=self.device)
+        for i, x in enumerate(completions):
+            old_lp[i, : len(x.logprobs)] = torch.tensor(x.logprobs)
+        ref_lp = self.reference_logprobs(completions, width) if c.beta > 0 else None
+
+        local_tokens = int((lengths * active).sum())
+        total_tokens, total_rows = self._all_sum([local_tokens, len(completions)])
+        weights = token_weights(lengths, c.loss_type, c.max_new_tokens, int(total_rows), int(total_tokens))
+        # all-reduce averages gradients over ranks; dapo normalises by the global token count
+        weights = weights * (self.dist.world if c.loss_type == "dapo" else 1.0) * active
+        weights = weights.to(self.device)
+        adv = advantages.to(self.device)
+
+        stats = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0}
+        t1 = time.perf_counter()
+        for iteration in range(c.num_iterations):
+            self.optimizer.zero_grad(set_to_none=True)
+            for idx in self._buckets(completions, c.rollout_sub_batch_size):
+                self._replay_backward([completions[i] for i in idx], idx, old_lp, ref_lp, adv, weights,
+                                      stats, with_entropy=iteration == 0)
+            grad_norm = self._reduce_and_clip()
+            self.optimizer.step()
+        self.scheduler.step()
+        t_train = time.perf_counter() - t1
+
+        n_tok = max(stats["tokens"], 1.0)
+        metrics = {
+            "reward": float(rewards.mean()),
+            "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+            **{f"reward/{name}/mean": sum(r.value for r in res) / len(res) for name, res in parts.items()},
+            "accuracy": float(sum(r.value >= 1.0 for r in next(iter(parts.values()))) / len(completions)),
+            "frac_reward_zero_std": float(zero_std.float().mean()),
+            "kl": stats["kl"] / n_tok,
+            "entropy": stats["entropy"] / n_tok,
+            "loss": stats["loss"] / c.num_iterations,
+            "grad_norm": float(grad_norm),
+            "learning_rate": self.scheduler.get_last_lr()[0],
+            "completions/mean_length": float(lengths.float().mean()),
+            "completions/max_length": int(lengths.max()),
+            "completions/clipped_ratio": float(truncated.float().mean()),
+            "clip_ratio/low_mean": stats["clip_low"] / n_tok,
+            "clip_ratio/high_mean": stats["clip_high"] / n_tok,
+            "evictions_per_completion": sum(x.num_evictions for x in completions) / len(completions),
+            "max_cache_tokens": max(x.max_cache_tokens for x in completions),
+            "tokens_per_second": float(lengths.sum()) / max(t_rollout, 1e-9),
+            "time/rollout": t_rollout,
+            "time/train": t_train,
+            "step_time": time.perf_counter() - t0,
+            "peak_memory_mb": peak_memory_mb(self.device),
+            "reward_failures": sum(1 for res in parts.values() for r in res if r.reason),
+        }
+        return self._reduce_metrics(metrics)
+
+    def _replay_backward(self, batch, idx, old_lp, ref_lp, adv, weights, stats, with_entropy):
+        c = self.config
+        idx_t = torch.tensor(idx, device=self.device)
+
+        def on_chunk(lp, mask, cols):
+            old = old_lp[idx_t][:, cols]
+            ref = ref_lp[idx_t][:, cols] if ref_lp is not None else None
+            loss_tok, st = per_token_loss(lp, old, ref, adv[idx_t], c.beta, c.epsilon, c.epsilon_high)
+            w = weights[idx_t][:, None] * mask
+            loss = (loss_tok * w).sum()
+            loss.backward()
+            m = mask.float()
+            stats["loss"] += float(loss.detach())
+            stats["tokens"] += float(m.sum())
+            stats["clip_low"] += float((st["clip_low"] * m).sum())
+            stats["clip_high"] += float((st["clip_high"] * m).sum())
+            if "kl" in st:
+                stats["kl"] += float((st["kl"] * m).sum())
+
+        _, entropy = replay(self.pte, batch, c.temperature, max_chunk=c.replay_chunk, on_chunk=on_chunk,
+                            pad_id=self.tokenizer.pad_token_id or 0, with_entropy=with_entropy)
+        if entropy is not None:
+            stats["entropy"] += float(entropy.sum())
+
+    def _reduce_and_clip(self) -> torch.Tensor:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if self.dist.world > 1:
+            flat = torch.cat([g.flatten() for g in grads])
+            dist.all_reduce(flat)
+            flat /= self.dist.world
+            offset = 0
+            for p, g in zip(self.params, grads):
+                n = g.numel()
+                p.grad = flat[offset : offset + n].view_as(p).clone()
+                offset += n
+        else:
+            for p, g in zip(self.params, grads):
+                p.grad = g
+        return torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
+
+    def _all_sum(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        if self.dist.world > 1:
+            dist.all_reduce(t)
+        return t.tolist()
+
+    def _reduce_metrics(self, metrics: dict) -> dict:
+        if self.dist.world == 1:
+            return metrics
+        keys = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
+        maxed = {"completions/max_length", "max_cache_tokens", "peak_memory_mb", "step_time"}
+        summed = {"reward_failures"}
+        t = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64, device=self.device)
+        t_max = t.clone()
+        dist.all_reduce(t)
+        dist.all_reduce(t_max, op=dist.ReduceOp.MAX)
+        out = dict(metrics)
+        for i, k in enumerate(keys):
+            out[k] = t_max[i].item() if k in maxed else t[i].item() if k in summed else t[i].item() / self.dist.world
+        return out
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> dict:
+        from tqdm import tqdm
+
+        c = self.config
+        start = 0
+        if c.resume:
+            found = latest_checkpoint(c.output_dir)
+            if found is not None:
+                start = load_checkpoint(found, self.pte, self.optimizer, self.scheduler)
+                self.logger.truncate_after(start)
+        history = []
+        bar = tqdm(range(start, c.max_steps), initial=start, total=c.max_steps, desc="train", unit="step",
+                   disable=not (self.progress and self.dist.main), dynamic_ncols=True)
+        profiler = self._profiler()
+        for step in bar:
+            metrics = self.step(step)
+            history.append(metrics)
+            self.logger.log(step + 1, metrics)
+            bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['step_time']:.1f}")
+            if profiler is not None:
+                profiler.step()
+                if step + 1 - start >= c.profile_steps:
+                    profiler.stop()
+                    profiler = None
+            last = step + 1 == c.max_steps
+            if self.dist.main and ((c.save_every and (step + 1) % c.save_every == 0) or last):
+                self.save(step + 1)
+            if self.dist.world > 1:
+                dist.barrier()
+        if profiler is not None:
+            profiler.stop()
+        self.logger.close()
+        return {"start_step": start, "history": history,
+                "checkpoint": str(latest_checkpoint(c.output_dir) or "")}
+
+    def save(self, step: int) -> Path:
+        return save_checkpoint(self.config.output_dir, step, self.pte, self.manifest, self.optimizer,
+                               self.scheduler, self.config.model_dump())
+
+    def _profiler(self):
+        if not self.config.profile_steps or not self.dist.main:
+            return None
+        from torch.profiler import ProfilerActivity, profile
+
+        trace = Path(self.config.output_dir) / "profile"
+        trace.mkdir(parents=True, exist_ok=True)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
+
+        def handler(p):
+            p.export_chrome_trace(str(trace / "trace.json"))
+
+        prof = profile(activities=activities, on_trace_ready=handler,
+                       schedule=torch.profiler.schedule(wait=0, warmup=0, active=self.config.profile_steps))
+        prof.start()
+        return prof
