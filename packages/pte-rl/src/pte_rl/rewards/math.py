@@ -28,6 +28,8 @@ def _compare(gold: str, pred: str) -> tuple[float, str | None]:
         return 0.0, str(err).split(":", 1)[0]
     except RecursionError:
         return 0.0, "too_deep"
+    except Exception as err:  # a reward never raises; the reason is countable
+        return 0.0, f"error: {type(err).__name__}"
 
 
 def score_item(completion: str, answer: str) -> tuple[float, str | None]:

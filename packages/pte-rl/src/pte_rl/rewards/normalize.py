@@ -34,11 +34,12 @@ _LHS = re.compile(r"^\s*[a-zA-Z](?:_\{?\w+\}?)?\s*(?:\([a-zA-Z]\))?\s*=\s*(?!=)"
 def normalize(s: str) -> str:
     s = s.strip()
     s = s.replace("\n", " ").replace("\\!", "").replace("\\,", "").replace("\\;", "").replace("\\:", "")
-    s = s.replace("\\quad", " ").replace("\\qquad", " ").replace("~", " ").replace("\\ ", " ")
+    s = s.replace("\\quad", " ").replace("\\qquad", " ").replace("~", " ")
+    s = re.sub(r"(?<!\\)\\ ", " ", s)  # "\ " spacing, but not the "\\" row break
     s = s.replace("\\left", "").replace("\\right", "").replace("\\displaystyle", "")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
     s = s.replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ").replace("−", "-")
-    s = s.replace("$", "").replace("\\$", "")
+    s = s.replace("\\$", "").replace("$", "")
     for _ in range(3):  # nested \text{\textbf{..}}
         s = _TEXT_CMD.sub(r"\1", s)
     s = s.replace("\\%", "%").replace("％", "%")

@@ -138,7 +138,10 @@ def _atom_equal(gold: str, pred: str) -> bool:
     if g == p:
         return True
     if _PLAIN.match(g) and _PLAIN.match(p):
-        fg, fp = Fraction(g), Fraction(p)
+        try:
+            fg, fp = Fraction(g), Fraction(p)
+        except ZeroDivisionError:
+            raise Unverifiable("unparsable: division by zero") from None
         if fg == fp:
             return True
         if g_pct != p_pct:

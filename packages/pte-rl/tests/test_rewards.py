@@ -1,0 +1,175 @@
+"""The math reward: correctness on a hand-written corpus, safety, time bounds, never raising."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reward_cases import COMPLETIONS, EQUAL, NOT_EQUAL
+
+from pte_rl.rewards import ExactReward, FormatReward, MathConfig, MathReward, extract_answer, score_item
+from pte_rl.rewards.pool import TIMEOUT, BoundedPool
+
+
+def boxed(answer: str) -> str:
+    return f"Some reasoning here. So the result is $\\boxed{{{answer}}}$."
+
+
+def test_corpus_has_at_least_200_cases():
+    assert len(EQUAL) + len(NOT_EQUAL) + len(COMPLETIONS) >= 200
+
+
+@pytest.mark.parametrize("gold,pred", EQUAL)
+def test_equal_answers_score_one(gold, pred):
+    assert score_item(boxed(pred), gold) == (1.0, None)
+
+
+@pytest.mark.parametrize("gold,pred", NOT_EQUAL)
+def test_different_answers_score_zero(gold, pred):
+    assert score_item(boxed(pred), gold)[0] == 0.0
+
+
+@pytest.mark.parametrize("gold,text,expected", COMPLETIONS)
+def test_extraction_from_completions(gold, text, expected):
+    assert score_item(text, gold)[0] == expected
+
+
+def test_reward_scores_completion_not_prompt():
+    reward = MathReward(MathConfig(workers=0))
+    prompt = "What is 6*7? An example answer: \\boxed{42}"
+    out = reward.score(["I do not know."], ["42"], prompts=[prompt])
+    assert out[0].value == 0.0 and out[0].reason == "no_answer"
+    assert extract_answer("I do not know.") == (None, "none")
+
+
+def test_failures_have_reasons():
+    reward = MathReward(MathConfig(workers=0))
+    res = reward.score(["\\boxed{9^{9^{9^{9}}}}", "nothing", "\\boxed{" + "x" * 2000 + "}", "\\boxed{\\foo{1}}"],
+                       ["1", "1", "1", "1"])
+    assert [r.reason for r in res] == ["too_large", "no_answer", "answer_too_long", "unparsable"]
+    assert all(r.value == 0.0 for r in res)
+
+
+PATHOLOGICAL = [
+    "\\boxed{9^{9^{9^{9}}}}",
+    "x" * 1_000_000,
+    "{" * 10_000,
+    "\\boxed{" + "{" * 10_000 + "1" + "}" * 10_000 + "}",
+    "\\boxed{" + "(" * 5000 + "1" + ")" * 5000 + "}",
+    "\\boxed{" + "\\frac{1}{" * 3000 + "2" + "}" * 3000 + "}",
+    "\\boxed{10000000!}",
+    "\\boxed{2^{2^{2^{2^{2^{2}}}}}}",
+    "1" * 200_000,
+    "\\boxed{" + "1+" * 300 + "1}",
+    "The answer is " + "9" * 5000,
+]
+
+
+def test_pathological_inputs_return_within_bound_inline():
+    reward = MathReward(MathConfig(workers=0))
+    for text in PATHOLOGICAL:
+        t = time.perf_counter()
+        res = reward.score([text], ["1"])
+        assert time.perf_counter() - t < 1.0, text[:40]
+        assert res[0].value in (0.0, 1.0)
+
+
+def test_pool_kills_a_hung_item_and_continues():
+    pool = BoundedPool("time:sleep", workers=1, timeout=0.5)
+    try:
+        t = time.perf_counter()
+        out = pool.map([(0.0,), (5.0,), (0.0,)])
+        elapsed = time.perf_counter() - t
+        assert out[0] is None and out[1] is TIMEOUT and out[2] is None
+        assert elapsed < 3.0
+    finally:
+        pool.close()
+
+
+def test_pool_reward_in_worker_processes_matches_inline():
+    texts = [boxed(p) for _, p in EQUAL[:30] + NOT_EQUAL[:30]] + PATHOLOGICAL[:3]
+    golds = [g for g, _ in EQUAL[:30] + NOT_EQUAL[:30]] + ["1"] * 3
+    inline = MathReward(MathConfig(workers=0)).score(texts, golds)
+    pooled = MathReward(MathConfig(workers=2, timeout=2.0))
+    try:
+        assert pooled.score(texts, golds) == inline
+    finally:
+        pooled.close()
+
+
+def test_no_code_execution(tmp_path):
+    target = tmp_path / "pwned"
+    payloads = [
+        f"\\boxed{{__import__('os').system('touch {target}')}}",
+        f"\\boxed{{open('{target}', 'w').write('x')}}",
+        f"The answer is exec(\"open('{target}','w')\")",
+        f"\\boxed{{eval(\"__import__('pathlib').Path('{target}').touch()\")}}",
+        "\\boxed{().__class__.__bases__[0].__subclasses__()}",
+        f"\\boxed{{x}} \\input{{{target}}}",
+    ]
+    reward = MathReward(MathConfig(workers=0))
+    for p in payloads:
+        assert reward.score([p], ["1"])[0].value == 0.0
+    assert not target.exists()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=300), st.text(max_size=30))
+def test_property_never_raises_and_in_range(text, gold):
+    res = MathReward(MathConfig(workers=0)).score([text, boxed(text)], [gold, gold])
+    assert all(isinstance(r.value, float) and 0.0 <= r.value <= 1.0 for r in res)
+
+
+LATEXY = st.text(alphabet="0123456789+-*/^{}()[]\\fracsqtpi ,.=xy%$", max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LATEXY, LATEXY)
+def test_property_latex_like_never_raises(pred, gold):
+    value, reason = score_item(boxed(pred), gold)
+    assert value in (0.0, 1.0)
+
+
+def test_exact_and_format_rewards():
+    ex = ExactReward()
+    assert [r.value for r in ex.score(["\\boxed{1/2}", "\\boxed{\\frac{1}{2}}"], ["\\frac{1}{2}"] * 2)] == [0.0, 1.0]
+    fmt = FormatReward()
+    assert [r.value for r in fmt.score(["\\boxed{3}", "3", "\\boxed{}", "\\boxed{3"], [""] * 4)] == [1, 0, 0, 0]
+
+
+SHARED = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "math"
+
+
+def _perturb(answer: str) -> str | None:
+    """A value-changing perturbation of a gold answer: off by one, sign flip, or fraction change."""
+    import re
+
+    s = answer.strip().strip("$")
+    if re.fullmatch(r"-?\d+", s):
+        return str(int(s) + 1)
+    if re.fullmatch(r"-?\d+\.\d+", s):
+        return s[:-1] + str((int(s[-1]) + 1) % 10)
+    m = re.fullmatch(r"(-?)\\d?frac\{(\d+)\}\{(\d+)\}", s)
+    if m:
+        return f"{m.group(1)}\\frac{{{int(m.group(2)) + 1}}}{{{m.group(3)}}}"
+    if s and s[0] != "-" and re.search(r"\d", s):
+        return "-(" + s + ")" if not s.startswith("(") else None
+    return None
+
+
+@pytest.mark.skipif(not SHARED.is_dir() and os.environ.get("CI") != "true", reason="shared data not present")
+def test_gold_answers_of_every_benchmark():
+    rows = []
+    for path in sorted(SHARED.glob("*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
+    assert len(rows) > 10000
+    gold_fail = [r["id"] for r in rows if score_item(boxed(r["answer"]), r["answer"])[0] != 1.0]
+    assert len(gold_fail) <= 0.005 * len(rows), gold_fail[:20]
+    perturbed = [(r, _perturb(r["answer"])) for r in rows]
+    perturbed = [(r, p) for r, p in perturbed if p is not None]
+    wrong_pass = [(r["id"], r["answer"], p) for r, p in perturbed if score_item(boxed(p), r["answer"])[0] != 0.0]
+    assert len(perturbed) > 9000
+    assert len(wrong_pass) <= 0.005 * len(perturbed), wrong_pass[:20]
