@@ -5,7 +5,7 @@ import torch
 from pte_cache import Full, LRUPromptKeep, PolicyConfig, SlidingWindow, StreamingConfig, StreamingLLM
 from pte_thought import GlobalOnlyEncoder, IdentityEncoder, IdentityConfig, ProgressiveEncoder, ThoughtConfig
 
-from pte_rl import PTEModel, SamplingConfig, replay, sample
+from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
 from conftest import tiny_llama
 
 POLICIES = {
@@ -44,7 +44,7 @@ def test_replay_logprobs_equal_sampling_logprobs(policy, encoder):
         assert sum(c.num_evictions for c in comps) >= 6
     assert len({len(c.token_ids) for c in comps}) > 1 or all(len(c.token_ids) == 40 for c in comps)
     with torch.no_grad():
-        lp, _ = replay(pte, comps, temperature=1.0, max_chunk=7)
+        lp, _ = replay_logprobs(pte, comps, temperature=1.0, max_chunk=7)
     for b, c in enumerate(comps):
         got = lp[b, : len(c.token_ids)]
         want = torch.tensor(c.logprobs)
@@ -79,7 +79,7 @@ def test_chunked_backward_reaches_adapter_only():
         calls.append(cols)
         (-lp.sum()).backward()
 
-    replay(pte, comps, max_chunk=5, on_chunk=on_chunk)
+    replay_logprobs(pte, comps, max_chunk=5, on_chunk=on_chunk)
     assert len(calls) > 4
     enc = dict(pte.encoder.named_parameters())
     for name in ("h_g.0", "h_g.1", "w_q.0.weight", "w_k.1.weight", "w_v.0.weight"):
@@ -101,7 +101,7 @@ def test_replay_grad_matches_plain_transformers_with_detached_prompt_cache():
     pte = build("none")
     comps = sample(pte, PROMPTS[:1], Full(), SamplingConfig(max_new_tokens=12), eos_ids=[],
                    generator=torch.Generator().manual_seed(0))
-    replay(pte, comps, max_chunk=100, on_chunk=lambda lp, m, c: lp.sum().backward())
+    replay_logprobs(pte, comps, max_chunk=100, on_chunk=lambda lp, m, c: lp.sum().backward())
     ours = [p.grad.clone() for p in pte.lora.parameters()]
     for p in pte.lora.parameters():
         p.grad = None
@@ -129,7 +129,21 @@ def test_untrained_adapter_equals_base_model():
     comps = sample(pte, PROMPTS, POLICIES["lru-prompt-keep"](), SamplingConfig(max_new_tokens=25),
                    eos_ids=[], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        lp, _ = replay(pte, comps)
+        lp, _ = replay_logprobs(pte, comps)
         with pte.lora.disabled():
-            base, _ = replay(pte, comps)
+            base, _ = replay_logprobs(pte, comps)
     assert torch.equal(lp, base)
+
+
+def test_min_new_tokens_keeps_policy_logprobs():
+    """EOS masking for min_new_tokens is a sampling intervention; recorded log-probs stay the policy's."""
+    pte = build("progressive")
+    cfg = SamplingConfig(max_new_tokens=30, min_new_tokens=30, temperature=1.0)
+    model_eos = int(torch.argmax(pte.logits(torch.zeros(1, 64))))  # a token the model likes
+    comps = sample(pte, PROMPTS, POLICIES["lru-prompt-keep"](), cfg, eos_ids=[model_eos],
+                   generator=torch.Generator().manual_seed(0))
+    assert all(len(c.token_ids) == 30 and model_eos not in c.token_ids for c in comps)
+    with torch.no_grad():
+        lp, _ = replay_logprobs(pte, comps)
+    for b, c in enumerate(comps):
+        assert torch.allclose(lp[b], torch.tensor(c.logprobs), atol=1e-4)

@@ -13,11 +13,22 @@ from .options import plugin_config, read_jsonl
 
 
 def build_reward(rewards, extra):
+    """Rewards combined with weights. ``-o reward.FIELD=V`` goes to every reward with that field."""
+    import click
     from pte_rl.rewards import WeightedSum
 
+    from .registry import get_registry
+
+    options = extra.get("reward", {})
+    entries = [get_registry().get("reward", name) for name, _ in rewards]
+    fields = [set(e.config.model_fields) if e.config is not None else set() for e in entries]
+    unused = [k for k in options if not any(k in f for f in fields)]
+    if unused:
+        names = ", ".join(n for n, _ in rewards)
+        raise click.UsageError(f"-o reward.{unused[0]}: no selected reward ({names}) has option '{unused[0]}'")
     parts = []
-    for name, weight in rewards:
-        entry, config = plugin_config("reward", name, {}, extra.get("reward", {}))
+    for (name, weight), f in zip(rewards, fields):
+        entry, config = plugin_config("reward", name, {}, {k: v for k, v in options.items() if k in f})
         parts.append((name, entry.factory(config) if config is not None else entry.factory(), weight))
     return WeightedSum(parts)
 

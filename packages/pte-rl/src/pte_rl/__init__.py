@@ -10,7 +10,7 @@ _EXPORTS = {
     "chat_prompt": "backends", "eos_ids": "backends", "resolve_model": "backends",
     "hookimpl": "hookspecs", "pte_register_backends": "hookspecs", "pte_register_rewards": "hookspecs",
     "PTEModel": "policy", "token_logprobs": "policy",
-    "replay": "replay",
+    "replay_logprobs": "replay",
     "Completion": "rollout", "SamplingConfig": "rollout", "sample": "rollout",
 }
 __all__ = sorted(_EXPORTS)

@@ -30,7 +30,7 @@ def chunk_spans(completions: list[Completion], max_chunk: int) -> list[tuple[int
     return spans
 
 
-def replay(
+def replay_logprobs(
     pte: PTEModel,
     completions: list[Completion],
     temperature: float = 1.0,

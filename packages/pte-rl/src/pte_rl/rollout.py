@@ -90,9 +90,12 @@ def sample(
     hidden = pte.forward(ids, real, cache, state)[:, -1]
     for step in range(config.max_new_tokens):
         logits = pte.logits(hidden)
+        allowed = logits
         if step < config.min_new_tokens and len(eos):
-            logits[:, eos] = torch.finfo(logits.dtype).min
-        token = _sample(logits, config, generator)
+            allowed = logits.clone()
+            allowed[:, eos] = torch.finfo(logits.dtype).min
+        token = _sample(allowed, config, generator)
+        # log-probs of the policy itself (what replay recomputes), not of the EOS-masked sampler
         logp = torch.log_softmax(logits / temperature, -1).gather(1, token[:, None]).squeeze(1)
         for b, (t, lp) in enumerate(zip(token.tolist(), logp.tolist())):
             out[int(rows[b])].token_ids.append(t)

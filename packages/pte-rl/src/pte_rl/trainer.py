@@ -26,7 +26,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import Problem
 from .grpo import group_advantages, per_token_loss, token_weights
 from .metrics import MetricsLogger, peak_memory_mb
-from .replay import replay
+from .replay import replay_logprobs
 from .rollout import Completion, SamplingConfig, sample
 
 
@@ -175,7 +175,7 @@ class Trainer:
         plain = [Completion(c.prompt_ids, c.token_ids) for c in completions]
         with self.pte.lora.disabled():
             for idx in self._buckets(completions, self.config.reference_sub_batch_size):
-                lp, _ = replay(self.pte, [plain[i] for i in idx], self.config.temperature,
+                lp, _ = replay_logprobs(self.pte, [plain[i] for i in idx], self.config.temperature,
                                max_chunk=max(256, self.config.replay_chunk),
                                pad_id=self.tokenizer.pad_token_id or 0)
                 out[idx, : lp.shape[1]] = lp
@@ -279,7 +279,7 @@ class Trainer:
             if "kl" in st:
                 stats["kl"] += float((st["kl"] * m).sum())
 
-        _, entropy = replay(self.pte, batch, c.temperature, max_chunk=c.replay_chunk, on_chunk=on_chunk,
+        _, entropy = replay_logprobs(self.pte, batch, c.temperature, max_chunk=c.replay_chunk, on_chunk=on_chunk,
                             pad_id=self.tokenizer.pad_token_id or 0, with_entropy=with_entropy)
         if entropy is not None:
             stats["entropy"] += float(entropy.sum())

@@ -1,0 +1,61 @@
+"""Datasets, JSONL handling and `pte score` (in-process CLI runner)."""
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pte_cli.cli import cli
+from pte_cli.datasets import arithmetic
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "arithmetic.jsonl"
+
+
+def test_arithmetic_answers_are_correct_and_shipped_file_matches():
+    rows = arithmetic(300, seed=3)
+    for r in rows:
+        expr = r["prompt"].removeprefix("What is ").split("?")[0]
+        assert int(r["answer"]) == _calc(expr)
+    shipped = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
+    assert shipped == arithmetic(256, 0)
+
+
+def _calc(expr):
+    """Independent oracle: shunting through Python ints, no eval."""
+    tokens = expr.split()
+    nums, ops = [int(tokens[0])], []
+    for op, n in zip(tokens[1::2], tokens[2::2]):
+        if op == "*":
+            nums[-1] *= int(n)
+        else:
+            nums.append(int(n) if op == "+" else -int(n))
+    return sum(nums)
+
+
+def test_score_writes_rewards_and_reasons(tmp_path):
+    src = tmp_path / "rows.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in [
+        {"completion": "so \\boxed{4}", "answer": "4", "id": "a"},
+        {"completion": "I don't know", "answer": "4", "id": "b"},
+    ]) + "\n")
+    out = tmp_path / "scored.jsonl"
+    res = CliRunner().invoke(cli, ["score", "--input", str(src), "--output", str(out), "-o", "reward.workers=0"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["reward"] for r in rows] == [1.0, 0.0]
+    assert rows[1]["reward_reason"] == "no_answer" and rows[0]["id"] == "a" and "reward_reason" not in rows[0]
+
+
+def test_score_bad_rows_stop_before_writing(tmp_path):
+    src = tmp_path / "rows.jsonl"
+    src.write_text('{"completion": "\\\\boxed{1}", "answer": "1"}\nnot json\n{"completion": 3, "answer": "1"}\n')
+    out = tmp_path / "scored.jsonl"
+    res = CliRunner().invoke(cli, ["score", "--input", str(src), "--output", str(out)])
+    assert res.exit_code == 2
+    assert f"{src}:2: invalid JSON" in res.output and f"{src}:3: field 'completion'" in res.output
+    assert not out.exists()
+    res = CliRunner().invoke(cli, ["score", "--input", str(src), "--output", str(out), "--skip-bad-rows",
+                                   "-o", "reward.workers=0", "--reward", "math", "--reward", "format:0.5"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["reward"] == 1.5 and rows[0]["rewards"] == {"math": 1.0, "format": 1.0}

@@ -1,0 +1,162 @@
+"""GRPO maths against hand computations, and one real training step on a tiny model."""
+
+import math
+
+import pytest
+import torch
+from pte_cache import LRUPromptKeep, PolicyConfig
+from pte_lora import AdapterManifest, LoRAConfig
+from pte_thought import ProgressiveEncoder, ThoughtConfig
+
+from conftest import tiny_llama
+from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
+from pte_rl.data import DataError, Problem, load_problems
+from pte_rl.grpo import group_advantages, per_token_loss, token_weights
+from pte_rl.rewards import RewardResult, WeightedSum
+from pte_rl.trainer import TrainConfig, Trainer
+
+
+def test_group_advantages_z_score_eps_inside_sqrt():
+    r = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    adv, zero = group_advantages(r, 4, eps=1e-6)
+    mean, var = 0.25, 0.1875
+    assert torch.allclose(adv[:4], (r[:4] - mean) / math.sqrt(var + 1e-6))
+    assert torch.equal(adv[4:], torch.zeros(4))
+    assert zero.tolist() == [False, True]
+    unscaled, _ = group_advantages(r, 4, scale=False)
+    assert torch.allclose(unscaled[:4], r[:4] - mean)
+
+
+def test_token_weights_match_trl_meanings():
+    lengths = torch.tensor([2, 4])
+    assert torch.allclose(token_weights(lengths, "grpo", 10, 2, 6), torch.tensor([1 / 4, 1 / 8]))
+    assert torch.allclose(token_weights(lengths, "dr_grpo", 10, 2, 6), torch.tensor([1 / 20, 1 / 20]))
+    assert torch.allclose(token_weights(lengths, "dapo", 10, 2, 6), torch.tensor([1 / 6, 1 / 6]))
+    with pytest.raises(ValueError):
+        token_weights(lengths, "bnpo", 10, 2, 6)
+
+
+def test_per_token_loss_clipping_and_k3_kl():
+    new = torch.tensor([[0.0, math.log(1.5)], [math.log(0.5), 0.0]], requires_grad=True)
+    old = torch.zeros(2, 2)
+    ref = torch.tensor([[0.1, 0.0], [0.0, -0.2]])
+    adv = torch.tensor([1.0, -1.0])
+    loss, st = per_token_loss(new, old, ref, adv, beta=0.5, epsilon=0.2)
+    ratio = new.detach().exp()
+    surrogate = -torch.minimum(ratio * adv[:, None], ratio.clamp(0.8, 1.2) * adv[:, None])
+    delta = ref - new.detach()
+    kl = delta.exp() - delta - 1
+    assert torch.allclose(loss.detach(), surrogate + 0.5 * kl, atol=1e-6)
+    assert st["clip_high"].tolist() == [[0.0, 1.0], [0.0, 0.0]]
+    assert st["clip_low"].tolist() == [[0.0, 0.0], [1.0, 0.0]]
+    loss.sum().backward()
+    assert new.grad[0, 1] == pytest.approx(0.5 * (1 - math.exp(-math.log(1.5))))  # clipped: only KL grad
+
+
+def test_state_does_not_depend_on_batch_layout():
+    """The same row alone or inside a left-padded batch gives the same states (<= 1e-5)."""
+    torch.manual_seed(0)
+    pte = PTEModel(tiny_llama(), ProgressiveEncoder(ThoughtConfig(global_tokens=8, rank=4)))
+    prompts = [[5, 6, 7], [10, 11, 12, 13, 14, 15, 16, 17]]
+    policy = lambda: LRUPromptKeep(PolicyConfig(cache_window=16))  # noqa: E731
+    states = {}
+
+    def capture(batch, key, row):
+        state = pte.new_state(len(batch))
+        cache = pte.new_cache(policy(), state)
+        from pte_rl.rollout import left_pad
+
+        ids, real = left_pad(batch, 0, pte.device)
+        with torch.no_grad():
+            pte.forward(ids, real, cache, state)
+            for t in range(20):
+                pte.forward(torch.full((len(batch), 1), 9 + t), torch.ones(len(batch), 1, dtype=torch.bool),
+                            cache, state)
+        states[key] = [s[row] for s in state.layers]
+        return state
+
+    s_alone = capture(prompts[:1], "alone", 0)
+    capture(prompts, "batched", 0)
+    assert int(s_alone.num_updates[0]) >= 2
+    for a, b in zip(states["alone"], states["batched"]):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+class LengthReward:
+    """Deterministic toy reward: prefers completions containing token id 7."""
+
+    name = "has-7"
+
+    def score(self, completions, answers, **columns):
+        return [RewardResult(float("7" in c)) for c in completions]
+
+
+class Tok:
+    pad_token_id = 0
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(str(i) for i in ids)
+
+
+def make_trainer(tmp_path, **overrides):
+    torch.manual_seed(0)
+    pte = PTEModel(tiny_llama(), ProgressiveEncoder(ThoughtConfig(global_tokens=8, rank=4)))
+    problems = [Problem(f"p{i}", "1", {}) for i in range(4)]
+    fields = dict(output_dir=str(tmp_path), max_steps=2, prompts_per_step=2, group_size=4, max_new_tokens=24,
+                  learning_rate=1e-2, tensorboard=False)
+    cfg = TrainConfig(**{**fields, **overrides})
+    manifest = AdapterManifest(pte_version="0", lora=LoRAConfig(r=4, global_tokens=8), encoder="progressive")
+    prompt_ids = lambda text: [4, 5, 6, int(text[1:]) + 10]  # noqa: E731
+    return Trainer(pte, Tok(), lambda: LRUPromptKeep(PolicyConfig(cache_window=14)), WeightedSum([("has-7", LengthReward(), 1.0)]),
+                   problems, cfg, manifest, eos=[3], prompt_ids=prompt_ids, progress=False)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
+def test_training_step_updates_adapter_only(tmp_path, loss_type):
+    trainer = make_trainer(tmp_path, loss_type=loss_type, num_iterations=2)
+    base = {n: p.clone() for n, p in trainer.pte.model.named_parameters() if "lora_" not in n}
+    adapter = [p.clone() for p in trainer.params]
+    metrics = trainer.step(0)
+    for key in ("reward", "kl", "entropy", "loss", "grad_norm", "evictions_per_completion", "peak_memory_mb",
+                "completions/clipped_ratio", "frac_reward_zero_std", "reward/has-7/mean"):
+        assert key in metrics and math.isfinite(metrics[key]), key
+    assert metrics["evictions_per_completion"] > 0
+    assert any(not torch.equal(a, p) for a, p in zip(adapter, trainer.params))
+    for n, p in trainer.pte.model.named_parameters():
+        if "lora_" not in n:
+            assert torch.equal(p, base[n]), n
+
+
+def test_trainer_resume_matches_straight_run(tmp_path):
+    straight = make_trainer(tmp_path / "a", max_steps=4)
+    straight.train()
+    first = make_trainer(tmp_path / "b", max_steps=2, save_every=2)
+    first.train()
+    resumed = make_trainer(tmp_path / "b", max_steps=4, resume=True)
+    out = resumed.train()
+    assert out["start_step"] == 2
+    for a, b in zip(straight.params, resumed.params):
+        assert torch.equal(a, b)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+
+
+def test_data_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"prompt": "a", "answer": "1"}\n{bad json\n{"prompt": "", "answer": "1"}\n{"prompt": "b"}\n')
+    with pytest.raises(DataError) as err:
+        load_problems(path)
+    msg = str(err.value)
+    assert f"{path}:2: invalid JSON" in msg and f"{path}:3: field 'prompt' is empty" in msg
+    assert f"{path}:4: field 'answer' missing" in msg
+    problems, bad = load_problems(path, skip_bad_rows=True)
+    assert [p.prompt for p in problems] == ["a"] and len(bad) == 3
+
+
+def test_replay_sampling_logprobs_use_temperature():
+    pte = PTEModel(tiny_llama(), ProgressiveEncoder(ThoughtConfig(global_tokens=8, rank=4)))
+    comps = sample(pte, [[5, 6, 7]], LRUPromptKeep(PolicyConfig(cache_window=10)),
+                   SamplingConfig(max_new_tokens=12, temperature=0.7), eos_ids=[], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        lp, _ = replay_logprobs(pte, comps, temperature=0.7)
+    assert torch.allclose(lp[0], torch.tensor(comps[0].logprobs), atol=1e-4)

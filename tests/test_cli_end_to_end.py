@@ -1,0 +1,126 @@
+"""The pte CLI as a user runs it (subprocesses)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from conftest import run_pte
+from safetensors.torch import load_file
+
+
+def test_version_help_and_unknown_name():
+    assert "pte, version 0.1.0" in run_pte("--version").stdout
+    assert "--eviction" in run_pte("train", "--help").stdout
+    res = run_pte("train", "--eviction", "lru-promt-keep", check=False)
+    assert res.returncode == 2
+    assert "Did you mean 'lru-prompt-keep'?" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_third_party_plugin_discovered_through_entry_points():
+    rows = json.loads(run_pte("plugins", "--json").stdout)
+    demo = {(r["kind"], r["name"]): r for r in rows if r["provider"] == "pte-demo-plugin"}
+    assert set(demo) == {("eviction", "demo-keep-last"), ("reward", "demo-short")}
+    assert demo[("eviction", "demo-keep-last")]["version"] == "0.3.1"
+    assert "pte-demo-plugin 0.3.1" in run_pte("plugins").stdout
+    cfg = json.loads(run_pte("train", "--eviction", "demo-keep-last", "--reward", "demo-short",
+                             "-o", "eviction.cache_window=80", "--dry-run").stdout)
+    assert cfg["eviction"] == "demo-keep-last" and cfg["eviction_options"] == {"cache_window": 80}
+    res = run_pte("train", "--eviction", "demo-keep-last", "-o", "eviction.cache_window=1", "--dry-run", check=False)
+    assert res.returncode == 2 and "cache_window" in res.stderr
+
+
+def test_generate_json_on_default_model():
+    res = run_pte("generate", "--prompt", "What is 12 + 7?", "--prompt", "Name a color.", "--max-new-tokens", "8",
+                  "--json")
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(rows) == 2
+    assert rows[0]["completion"].startswith("12 + 7 = 9")
+    for r in rows:
+        assert {"prompt", "completion", "num_new_tokens", "num_evictions", "max_cache_tokens",
+                "num_state_updates"} <= set(r)
+
+
+def test_generate_with_demo_eviction_policy_on_tiny_model(tiny_model_dir):
+    res = run_pte("generate", "--model", str(tiny_model_dir), "--eviction", "demo-keep-last",
+                  "-o", "eviction.cache_window=60", "--prompt", "hello", "--max-new-tokens", "60",
+                  "--min-new-tokens", "60", "--json")
+    row = json.loads(res.stdout)
+    assert row["num_evictions"] >= 1 and row["max_cache_tokens"] <= 60
+
+
+def test_missing_model_errors_cleanly(tmp_path):
+    res = run_pte("generate", "--model", str(tmp_path / "nope"), "--prompt", "x", check=False)
+    assert res.returncode == 2 and "not found" in res.stderr and "Traceback" not in res.stderr
+    res = run_pte("generate", "--model", str(tmp_path), "--prompt", "x", check=False)
+    assert res.returncode == 2 and "no config.json" in res.stderr
+
+
+def _train_args(model_dir, out, steps, *extra):
+    return ["train", "--model", str(model_dir), "--output-dir", str(out), "--max-steps", str(steps),
+            "--prompts-per-step", "2", "--group-size", "2", "--max-new-tokens", "24", "--no-tensorboard",
+            "--learning-rate", "1e-2", "-o", "reward.workers=0", *extra]
+
+
+def test_train_tiny_model_then_generate_with_adapter(tiny_model_dir, tmp_path):
+    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "run", 2))
+    assert "pte train: steps 0->2" in res.stdout
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "reward" in json.loads(lines[0])
+    adapter = tmp_path / "run" / "checkpoints" / "step-000002" / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "thought_encoder.safetensors").is_file()
+    res = run_pte("generate", "--model", str(tiny_model_dir), "--adapter", str(adapter), "--prompt", "hi",
+                  "--max-new-tokens", "5", "--json")
+    assert json.loads(res.stdout)["num_new_tokens"] <= 5
+    res = run_pte("generate", "--model", str(tiny_model_dir), "--adapter", str(adapter), "--encoder", "none",
+                  "--prompt", "hi", check=False)
+    assert res.returncode == 2 and "conflicts with the adapter" in res.stderr
+
+
+def test_bad_training_data_refuses_to_start(tiny_model_dir, tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "What is 1+1?", "answer": "2"}\n{"prompt": 5, "answer": "2"}\n')
+    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "r", 1, "--data", str(data)), check=False)
+    assert res.returncode == 2 and f"{data}:2: field 'prompt'" in res.stderr
+    assert not (tmp_path / "r").exists()
+    long = tmp_path / "long.jsonl"
+    long.write_text(json.dumps({"prompt": "word " * 300, "answer": "1"}) + "\n")
+    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "r2", 1, "--data", str(long), "--cache-window", "128"),
+                  check=False)
+    assert res.returncode == 2 and f"{long}:1: prompt of" in res.stderr
+
+
+def test_torchrun_two_processes_gloo(tiny_model_dir, tmp_path):
+    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "ddp", 2, "--nproc-per-node", "2"), timeout=900)
+    assert "pte train: steps 0->2" in res.stdout
+    lines = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(x["grad_norm"] >= 0 for x in lines)
+    assert (tmp_path / "ddp" / "checkpoints" / "step-000002" / "adapter").is_dir()
+
+
+def _adapter(run):
+    return load_file(str(run / "checkpoints" / "step-000004" / "adapter" / "adapter_model.safetensors"))
+
+
+def test_sigkill_then_resume_equals_straight_run(tiny_model_dir, tmp_path):
+    run_pte(*_train_args(tiny_model_dir, tmp_path / "straight", 4))
+    killed = tmp_path / "killed"
+    args = _train_args(tiny_model_dir, killed, 4, "--save-every", "1")
+    proc = subprocess.Popen([sys.executable, "-m", "pte_cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    ckpt = killed / "checkpoints" / "step-000002"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists()
+    done = sorted(p.name for p in (killed / "checkpoints").iterdir() if p.name.startswith("step-"))
+    assert "step-000004" not in done, "the run finished before it was killed; the test proves nothing"
+    res = run_pte(*_train_args(tiny_model_dir, killed, 4, "--save-every", "1", "--resume"))
+    assert "pte train: steps" in res.stdout and "->4" in res.stdout
+    a, b = _adapter(tmp_path / "straight"), _adapter(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
