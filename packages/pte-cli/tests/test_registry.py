@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel
 
+from pte_cache import hookimpl
 from pte_cli.cli import cli
 from pte_cli.registry import Registry, RegistryError, UnknownPluginError, get_registry
-from pte_cache import hookimpl
 
 BUILTINS = {
     "eviction": {"lru-prompt-keep", "sliding-window", "streaming-llm", "full"},

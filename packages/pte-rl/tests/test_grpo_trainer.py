@@ -4,16 +4,16 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_llama
+
 from pte_cache import LRUPromptKeep, PolicyConfig
 from pte_lora import AdapterManifest, LoRAConfig
-from pte_thought import ProgressiveEncoder, ThoughtConfig
-
-from conftest import tiny_llama
 from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
 from pte_rl.data import DataError, Problem, load_problems
 from pte_rl.grpo import group_advantages, per_token_loss, token_weights
 from pte_rl.rewards import RewardResult, WeightedSum
 from pte_rl.trainer import TrainConfig, Trainer
+from pte_thought import ProgressiveEncoder, ThoughtConfig
 
 
 def test_group_advantages_z_score_eps_inside_sqrt():

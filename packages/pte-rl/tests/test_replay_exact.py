@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from pte_cache import Full, LRUPromptKeep, PolicyConfig, SlidingWindow, StreamingConfig, StreamingLLM
-from pte_thought import GlobalOnlyEncoder, IdentityEncoder, IdentityConfig, ProgressiveEncoder, ThoughtConfig
-
-from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
 from conftest import tiny_llama
+
+from pte_cache import Full, LRUPromptKeep, PolicyConfig, SlidingWindow, StreamingConfig, StreamingLLM
+from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
+from pte_thought import GlobalOnlyEncoder, IdentityConfig, IdentityEncoder, ProgressiveEncoder, ThoughtConfig
 
 POLICIES = {
     "lru-prompt-keep": lambda: LRUPromptKeep(PolicyConfig(cache_window=20, evict_ratio=0.25)),

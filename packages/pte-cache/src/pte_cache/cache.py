@@ -13,8 +13,8 @@ Buffers grow by doubling, so steady-state decoding never reallocates or concaten
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from transformers.cache_utils import Cache

@@ -13,8 +13,9 @@ from .build import adapter_encoder, load_model
 
 def run_generate(choices, texts, *, adapter, explicit_encoder, max_new_tokens, min_new_tokens,
                  temperature, top_p, seed, batch_size, system, as_json):
-    from pte_rl import SamplingConfig, chat_prompt, eos_ids, sample
     from tqdm import tqdm
+
+    from pte_rl import SamplingConfig, chat_prompt, eos_ids, sample
 
     encoder = adapter_encoder(adapter, choices["encoder"], explicit_encoder)
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,

@@ -13,14 +13,16 @@ import difflib
 import importlib.metadata
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
+from pydantic import BaseModel, ValidationError
+
 import pte_cache.hookspecs
 import pte_rl.hookspecs
 import pte_thought.hookspecs
-from pydantic import BaseModel, ValidationError
 
 GROUP = "pte"
 KINDS: dict[str, tuple[str, str]] = {

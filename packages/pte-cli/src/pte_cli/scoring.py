@@ -15,6 +15,7 @@ from .options import plugin_config, read_jsonl
 def build_reward(rewards, extra):
     """Rewards combined with weights. ``-o reward.FIELD=V`` goes to every reward with that field."""
     import click
+
     from pte_rl.rewards import WeightedSum
 
     from .registry import get_registry

@@ -30,6 +30,7 @@ def _problems(kw):
 
 def _train_config(kw):
     from pydantic import ValidationError
+
     from pte_rl.trainer import TrainConfig
 
     fields = {k: kw[k] for k in TrainConfig.model_fields if k in kw}

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+
 from pte_lora import AdapterManifest, load_adapter, save_adapter
 
 _STEP = re.compile(r"^step-(\d+)$")

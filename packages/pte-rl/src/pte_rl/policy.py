@@ -8,6 +8,7 @@ and runs the decoder with the cache's mask and absolute positions. Logits are le
 from __future__ import annotations
 
 import torch
+
 from pte_cache import BoundedCache
 from pte_lora import LoRAConfig, LoRAModel, attach_lora
 from pte_thought import ThoughtEncoder, ThoughtState

@@ -9,7 +9,7 @@ sampling log-probs; with gradients, ``on_chunk`` receives each chunk's log-probs
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

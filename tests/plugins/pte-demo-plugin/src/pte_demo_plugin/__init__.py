@@ -1,8 +1,9 @@
 """A complete third-party plugin: an eviction policy and a reward, registered via entry points."""
 
 import torch
-from pte_cache import hookimpl
 from pydantic import BaseModel, ConfigDict, Field
+
+from pte_cache import hookimpl
 from pte_rl.rewards import RewardResult
 
 
