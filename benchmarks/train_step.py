@@ -1,0 +1,87 @@
+"""One GRPO training step on the default model: seconds and peak memory vs completion length.
+
+    python benchmarks/train_step.py [--tokens 256 512 1024 2048] [--prompts 4] [--group 4]
+
+Compares PTE (lru-prompt-keep window 128 + progressive encoder) with the LoRA baseline (full
+cache + encoder none). Every completion runs to the full length (no EOS), each case in its own
+process. Peak memory is the peak RSS of the whole process, model included (what the OOM killer
+sees). Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import PeakRSS, run_isolated  # noqa: E402
+
+
+def case(spec: dict) -> dict:
+    import torch
+
+    from pte_cache import Full, LRUPromptKeep, PolicyConfig
+    from pte_lora import AdapterManifest, LoRAConfig
+    from pte_rl import HFBackend, PTEModel, chat_prompt
+    from pte_rl.data import Problem
+    from pte_rl.rewards import MathConfig, MathReward, WeightedSum
+    from pte_rl.trainer import TrainConfig, Trainer
+    from pte_thought import IdentityEncoder, ProgressiveEncoder
+
+    torch.manual_seed(0)
+    with PeakRSS() as mem:
+        model, tok = HFBackend().load()
+        pte_mode = spec["mode"] == "pte"
+        pte = PTEModel(model, ProgressiveEncoder() if pte_mode else IdentityEncoder())
+
+        def policy():
+            return LRUPromptKeep(PolicyConfig(cache_window=spec["window"])) if pte_mode else Full()
+
+        problems = [Problem(f"What is {i} + {i * 3}? Think step by step.", str(4 * i), {}) for i in range(spec["prompts"])]
+        cfg = TrainConfig(output_dir="/tmp/pte-bench", max_steps=1, prompts_per_step=spec["prompts"],
+                          group_size=spec["group"], max_new_tokens=spec["tokens"], tensorboard=False,
+                          rollout_sub_batch_size=spec["prompts"] * spec["group"])
+        manifest = AdapterManifest(pte_version="bench", lora=LoRAConfig(), encoder="x")
+        reward = WeightedSum([("math", MathReward(MathConfig(workers=0)), 1.0)])
+        trainer = Trainer(pte, tok, policy, reward, problems, cfg, manifest, eos=[],  # eos=[]: full length
+                          prompt_ids=lambda text: chat_prompt(tok, text), progress=False)
+        t = time.perf_counter()
+        metrics = trainer.step(0)
+        seconds = time.perf_counter() - t
+    return {**spec, "seconds_per_step": seconds, "peak_rss_gb": mem.peak / 1024,
+            "time_rollout": metrics["time/rollout"], "time_train": metrics["time/train"],
+            "evictions_per_completion": metrics["evictions_per_completion"],
+            "max_cache_tokens": metrics["max_cache_tokens"]}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--case")
+    p.add_argument("--tokens", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    p.add_argument("--modes", nargs="+", default=["pte", "lora"])
+    p.add_argument("--prompts", type=int, default=4)
+    p.add_argument("--group", type=int, default=4)
+    p.add_argument("--window", type=int, default=128)
+    a = p.parse_args()
+    if a.case:
+        print(json.dumps(case(json.loads(a.case))))
+        return
+    results = []
+    for tokens in a.tokens:
+        for mode in a.modes:
+            spec = {"mode": mode, "tokens": tokens, "prompts": a.prompts, "group": a.group, "window": a.window}
+            results.append(run_isolated(__file__, spec))
+            print(json.dumps(results[-1]), file=sys.stderr)
+    pte = [r for r in results if r["mode"] == "pte" and "peak_rss_gb" in r]
+    summary = {"cases": results}
+    if len(pte) > 1:
+        peaks = [r["peak_rss_gb"] for r in pte]
+        summary["pte_peak_spread"] = (max(peaks) - min(peaks)) / min(peaks)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
