@@ -164,4 +164,46 @@ def data_arithmetic(n, seed, max_operand):
         click.echo(json.dumps(row))
 
 
+
+
+
+@cli.command("eval")
+@model_options
+@cache_options
+@click.option("--dataset", "datasets", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="JSONL with prompt and answer (id, source optional); repeatable.")
+@click.option("--adapter", default=None, help="Adapter folder, or 'none' for the base model [default: none].")
+@click.option("--cache-window", "cache_windows", multiple=True,
+              help="Cache budget (tokens, prompt included) or 'full'; repeatable [default: full].")
+@click.option("--samples", type=click.IntRange(1), default=1, show_default=True, help="Samples per problem (K).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=512, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0), default=0.0, show_default=True, help="0 means greedy.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="First N problems of each dataset.")
+@click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
+              help="Reward NAME or NAME:WEIGHT [default: math].")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--system", default=None, help="System message for the chat template.")
+@click.option("--output", default=None, help="Folder for results.json and samples.jsonl (resumable).")
+def eval_command(**kw):
+    """Accuracy under cache budgets: pass@1, pass@K, length, truncation, evictions per dataset."""
+    from .evaluate import parse_budgets, run_eval
+
+    parse_budgets(kw["cache_windows"])
+    choices = validate_common(kw["backend"], kw["model"], kw["device"], kw["dtype"], kw["plugin_opts"],
+                              kw["eviction"], None, kw["evict_ratio"], kw["sink_tokens"], kw["encoder"])
+    run_eval(choices, kw)
+
+
+@cli.command()
+@click.argument("results", nargs=-1, required=True)
+@click.option("--label", "labels", multiple=True, help="Name of each run, in order (e.g. Baseline LoRA PTE).")
+@click.option("--output", default=None, help="Write the Markdown table here too.")
+@click.option("--plot", "plot_path", default=None, help="Write a PNG of accuracy vs cache window.")
+def report(results, labels, output, plot_path):
+    """Put several `pte eval` results side by side: Markdown tables and an accuracy-vs-window plot."""
+    from .report import run_report
+
+    run_report(results, labels, output, plot_path)
 __all__ = ["cli", "KINDS"]

@@ -1,0 +1,219 @@
+"""``pte eval``: accuracy per dataset and cache budget; resumable; results recomputable from samples.
+
+Output folder: ``samples.jsonl`` (one line per completion, appended as they are produced) and
+``results.json`` (every number, computed from samples.jsonl, plus all settings and the model and
+adapter identity). Re-running with the same --output skips samples already written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from .build import Choice, adapter_encoder, load_model
+from .options import read_jsonl
+from .registry import get_registry
+
+
+def load_datasets(paths, limit):
+    datasets = {}
+    for path in paths:
+        rows, _ = read_jsonl(path, ("prompt", "answer"))
+        name = Path(path).stem
+        if name in datasets:
+            raise click.UsageError(f"two datasets are named '{name}'; rename one of the files")
+        for r in rows:
+            r.setdefault("id", f"{name}-{r['_line']}")
+            r["id"] = str(r["id"])
+        datasets[name] = rows[:limit] if limit else rows
+    return datasets
+
+
+def parse_budgets(values) -> list[str]:
+    out = []
+    for v in values or ("full",):
+        v = str(v).strip().lower()
+        if v != "full" and not (v.isdigit() and int(v) > 0):
+            raise click.UsageError(f"--cache-window {v!r}: expected a positive integer or 'full'")
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al., 2021): 1 - C(n-c, k) / C(n, k)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def summarize(samples: list[dict], k: int) -> dict:
+    """Numbers per dataset and budget, and overall per budget (problems pooled)."""
+    groups: dict = {}
+    for s in samples:
+        groups.setdefault((s["dataset"], s["budget"]), {}).setdefault(s["id"], []).append(s)
+
+    def stats(problems: dict) -> dict:
+        flat = [s for rows in problems.values() for s in rows]
+        per_problem = [(len(rows), sum(s["reward"] >= 1.0 for s in rows)) for rows in problems.values()]
+        kk = min(k, min(n for n, _ in per_problem))
+        return {
+            "pass@1": sum(c / n for n, c in per_problem) / len(per_problem),
+            f"pass@{k}": sum(pass_at_k(n, c, kk) for n, c in per_problem) / len(per_problem),
+            "mean_length": sum(s["num_tokens"] for s in flat) / len(flat),
+            "truncation_rate": sum(s["truncated"] for s in flat) / len(flat),
+            "evictions_per_completion": sum(s["num_evictions"] for s in flat) / len(flat),
+            "problems": len(per_problem),
+            "samples": len(flat),
+        }
+
+    results: dict = {}
+    pooled: dict = {}
+    for (dataset, budget), problems in sorted(groups.items()):
+        results.setdefault(dataset, {})[budget] = stats(problems)
+        pooled.setdefault(budget, {}).update({(dataset, i): rows for i, rows in problems.items()})
+    overall = {budget: stats(problems) for budget, problems in pooled.items()}
+    return {"results": results, "overall": overall}
+
+
+def _adapter_identity(adapter):
+    if not adapter:
+        return None
+    digest = hashlib.sha256()
+    for name in ("adapter_model.safetensors", "thought_encoder.safetensors"):
+        p = Path(adapter) / name
+        if p.is_file():
+            digest.update(p.read_bytes())
+    return {"path": str(Path(adapter).resolve()), "sha256": digest.hexdigest()}
+
+
+def run_eval(choices, kw):
+    from tqdm import tqdm
+
+    from pte_rl import SamplingConfig, chat_prompt, eos_ids, sample
+
+    from .scoring import build_reward
+
+    budgets = parse_budgets(kw["cache_windows"])
+    datasets = load_datasets(kw["datasets"], kw["limit"])
+    adapter = None if kw["adapter"] in (None, "none") else kw["adapter"]
+    if adapter is None and kw["encoder"] is None:  # the bare base model: an untrained adapter is exact identity
+        encoder = Choice("encoder", "none", get_registry().get("encoder", "none").validate({}))
+    else:
+        encoder = adapter_encoder(adapter, choices["encoder"], kw["encoder"] is not None)
+    reward = build_reward(kw["rewards"] or (("math", 1.0),), choices["extra"])
+    out = Path(kw["output"]) if kw["output"] else None
+    done_keys = set()
+    samples: list[dict] = []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "samples.jsonl"
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").split("\n"):
+                if line.strip():
+                    try:
+                        s = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut by an interruption: regenerate that sample
+                    samples.append(s)
+                    done_keys.add((s["dataset"], s["id"], s["budget"], s["sample"]))
+            path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples), encoding="utf-8")
+    pte, tokenizer = load_model(choices["backend"], encoder, adapter)
+    stop = eos_ids(pte.model, tokenizer)
+    sampling = SamplingConfig(max_new_tokens=kw["max_new_tokens"], temperature=kw["temperature"], top_p=kw["top_p"])
+    todo = [(b, d, r, k) for b in budgets for d, rows in datasets.items() for r in rows for k in range(kw["samples"])
+            if (d, r["id"], b, k) not in done_keys]
+    bar = tqdm(total=len(todo), unit="sample", desc="eval", file=sys.stderr, disable=None)
+    correct = total = 0
+    t0 = time.time()
+    sink = open(out / "samples.jsonl", "a", encoding="utf-8") if out is not None else None
+    try:
+        for start in range(0, len(todo), kw["batch_size"]):
+            batch = todo[start : start + kw["batch_size"]]
+            by_budget: dict = {}
+            for item in batch:
+                by_budget.setdefault(item[0], []).append(item)
+            for budget, items in by_budget.items():
+                policy = _policy(choices, budget)
+                prompts = [chat_prompt(tokenizer, r["prompt"], kw["system"]) for _, _, r, _ in items]
+                for (_, d, r, _), ids in zip(items, prompts):
+                    try:
+                        policy.check_prompts([len(ids)])
+                    except ValueError as err:
+                        raise click.UsageError(f"{d} row {r['id']}: {err}") from None
+                seed = kw["seed"] * 1_000_003 + start
+                gen = torch.Generator(device=pte.device).manual_seed(seed)
+                comps = sample(pte, prompts, policy, sampling, stop, pad_id=tokenizer.pad_token_id, generator=gen)
+                texts = [tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in comps]
+                scored = reward.score_parts(texts, [r["answer"] for _, _, r, _ in items])
+                totals = reward.total(scored)
+                for j, ((_, d, r, k), c, text) in enumerate(zip(items, comps, texts)):
+                    reasons = [res[j].reason for res in scored.values() if res[j].reason]
+                    s = {"dataset": d, "id": r["id"], "budget": budget, "sample": k, "prompt": r["prompt"],
+                         "answer": r["answer"], "completion": text, "reward": totals[j],
+                         "reward_reason": "; ".join(reasons) or None, "num_tokens": len(c.token_ids),
+                         "truncated": not c.finished, "num_evictions": c.num_evictions,
+                         "max_cache_tokens": c.max_cache_tokens}
+                    samples.append(s)
+                    if sink is not None:
+                        sink.write(json.dumps(s, ensure_ascii=False) + "\n")
+                        sink.flush()
+                    correct += s["reward"] >= 1.0
+                    total += 1
+            bar.update(len(batch))
+            bar.set_postfix(acc=f"{correct / max(total, 1):.3f}")
+    finally:
+        bar.close()
+        if sink is not None:
+            sink.close()
+        for _, r, _ in reward.parts:
+            getattr(r, "close", lambda: None)()
+    summary = summarize(samples, kw["samples"])
+    report = {
+        "settings": {k: v for k, v in kw.items() if k not in ("plugin_opts",)} | {"budgets": budgets},
+        "model": choices["backend"].config.model,
+        "adapter": _adapter_identity(adapter),
+        "encoder": encoder.name,
+        "eviction": choices["eviction"].name,
+        "wall_time_s": time.time() - t0,
+        **summary,
+    }
+    if out is not None:
+        tmp = out / ".results.json.tmp"
+        tmp.write_text(json.dumps(report, indent=2, default=str))
+        tmp.replace(out / "results.json")
+    click.echo(format_table(summary, budgets, kw["samples"]))
+    return report
+
+
+def _policy(choices, budget):
+    from pte_cache import Full
+
+    if budget == "full":
+        return Full()
+    eviction: Choice = choices["eviction"]
+    config = eviction.config
+    if config is not None and "cache_window" in type(config).model_fields:
+        update = {"cache_window": int(budget)}
+        if "dynamic_window" in type(config).model_fields:
+            update["dynamic_window"] = False
+        config = config.model_copy(update=update)
+    return Choice("eviction", eviction.name, config).build()
+
+
+def format_table(summary: dict, budgets: list[str], k: int) -> str:
+    head = ["dataset"] + [f"{b}" for b in budgets]
+    rows = [[d] + [f"{res[b]['pass@1'] * 100:.1f}" if b in res else "-" for b in budgets]
+            for d, res in summary["results"].items()]
+    rows.append(["overall"] + [f"{summary['overall'][b]['pass@1'] * 100:.1f}" if b in summary["overall"] else "-"
+                               for b in budgets])
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([f"pass@1 (%) by cache window (samples per problem: {k})", line(head)] + [line(r) for r in rows])
