@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -93,17 +92,14 @@ def run_train(choices, kw):
     pte, tokenizer = load_model(choices["backend"], encoder, lora=lora)
     system = kw["system"]
     policy = eviction.build()
-    try:
-        policy.check_prompts([len(chat_prompt(tokenizer, p.prompt, system)) for p in problems[:1]])
-    except ValueError:
-        pass
+    encoded = {}  # every prompt is tokenised once, and checked against the budget before training
     for p in problems:
-        n = len(chat_prompt(tokenizer, p.prompt, system))
+        ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.prompt, system))
         try:
-            policy.check_prompts([n])
+            policy.check_prompts([len(ids)])
         except ValueError as err:
             where = f"{kw['data_path']}:{p.line}" if p.line else "built-in data"
-            raise click.UsageError(f"{where}: prompt of {n} tokens does not fit: {err}") from None
+            raise click.UsageError(f"{where}: prompt of {len(ids)} tokens does not fit: {err}") from None
     manifest = AdapterManifest(
         pte_version=_version(), base_model=choices["backend"].config.model, lora=lora,
         encoder=encoder.name, encoder_options=encoder.options(), eviction=eviction.name,
@@ -114,8 +110,7 @@ def run_train(choices, kw):
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(resolved, indent=2))
     trainer = Trainer(pte, tokenizer, eviction.build, reward, problems, config, manifest,
-                      eos_ids(pte.model, tokenizer), lambda text: chat_prompt(tokenizer, text, system),
-                      dist_info, progress=sys.stderr.isatty() or True)
+                      eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info)
     result = trainer.train()
     for _, r, _ in reward.parts:
         getattr(r, "close", lambda: None)()

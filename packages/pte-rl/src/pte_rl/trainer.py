@@ -6,7 +6,8 @@ one gradient all-reduce across ranks -> clip -> optimizer -> metrics -> checkpoi
 
 Distributed: every rank runs its own rollout and replay on the plain module (no DDP wrapper,
 no per-backward hooks), so ranks that decode or replay different numbers of steps never wait
-on each other; gradients are averaged with a single all-reduce per optimizer step.
+on each other. Loss weights are normalised by global counts and gradients are summed with a
+single all-reduce per optimizer step, which gives the gradient of the loss over all ranks' data.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         self.logger = MetricsLogger(config.output_dir, enabled=self.dist.main, tensorboard=config.tensorboard)
         self._encoded: dict[str, list[int]] = {}
+        self._order_epoch, self._order = -1, []
 
     # ------------------------------------------------------------------ setup
     def _lr_lambda(self, step: int) -> float:
@@ -146,7 +148,7 @@ class Trainer:
         return out[self.dist.rank :: self.dist.world]
 
     def _epoch_order(self, epoch: int) -> list[int]:
-        if getattr(self, "_order_epoch", None) != epoch:
+        if self._order_epoch != epoch:
             order = list(range(len(self.problems)))
             random.Random(self.config.seed * 1000 + epoch).shuffle(order)
             self._order_epoch, self._order = epoch, order
@@ -215,10 +217,10 @@ class Trainer:
 
         local_tokens = int((lengths * active).sum())
         total_tokens, total_rows = self._all_sum([local_tokens, len(completions)])
+        # weights use global counts, and gradients are summed over ranks: the result is exactly the
+        # gradient of the loss over every rank's completions
         weights = token_weights(lengths, c.loss_type, c.max_new_tokens, int(total_rows), int(total_tokens))
-        # all-reduce averages gradients over ranks; dapo normalises by the global token count
-        weights = weights * (self.dist.world if c.loss_type == "dapo" else 1.0) * active
-        weights = weights.to(self.device)
+        weights = (weights * active).to(self.device)
         adv = advantages.to(self.device)
 
         stats = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0}
@@ -289,8 +291,7 @@ class Trainer:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         if self.dist.world > 1:
             flat = torch.cat([g.flatten() for g in grads])
-            dist.all_reduce(flat)
-            flat /= self.dist.world
+            dist.all_reduce(flat)  # SUM: per-token weights are already normalised globally
             offset = 0
             for p, g in zip(self.params, grads):
                 n = g.numel()
