@@ -63,6 +63,8 @@ EQUAL = [
     ("\\sin(x)", "\\sin x"), ("\\ln 2", "\\ln(2)"), ("e^{2}", "e^2"), ("\\log(8)", "3\\log(2)"),
     # factorial / large but bounded integers
     ("120", "5!"), ("3628800", "10!"), ("1024", "2^{10}"), ("2^{100}", "1267650600228229401496703205376"),
+    # function notation stays opaque; lower-case letters before "(" multiply
+    ("I(0) e^{-t}", "e^{-t} I(0)"), ("f(x)", "f(x)"), ("x(x+1)", "x^2+x"), ("2x(x-1)", "2x^2-2x"),
     # abs
     ("5", "|-5|"), ("|x|", "|x|"),
 ]
@@ -86,6 +88,8 @@ NOT_EQUAL = [
     ("\\{1,2\\}", "\\{1,3\\}"), ("1, 2", "1"), ("1,2,3", "1,2,4"), ("\\pm 2", "2"), ("(-\\infty, 2)", "(-\\infty, 3)"),
     ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}"),
     ("\\begin{pmatrix} 1 \\\\ -2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+    ("\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}+1"),
+    ("I(0)", "-(I(0))"), ("f(2)", "f(3)"),
     ("\\sin(x)", "\\cos(x)"), ("\\ln 2", "\\ln 3"), ("120", "4!"), ("1024", "2^{11}"), ("5", "|-6|"),
     ("12", "121"), ("3", "33"), ("18", "1.8"), ("64", "6.4"), ("9", "-9"), ("27", "72"), ("-1", "1"),
 ]

@@ -5,7 +5,7 @@ Grammar (recursive descent, depth-limited):
     term   := unary (('*'|'/'|implicit) unary)*
     unary  := ('-'|'+') unary | power
     power  := atom ('!')* ('^' unary)?
-    atom   := number | symbol | '(' expr ')' | '{' expr '}' | \\frac{..}{..} | \\sqrt[n]{..}
+    atom   := number | symbol | F '(' expr ')' | '(' expr ')' | '{' expr '}' | \\frac{..}{..} | \\sqrt[n]{..}
               | \\pi | \\infty | function '(' expr ')'
 Integer powers and factorials are size-checked before sympy computes them, so ``9^{9^{9^9}}``
 fails fast instead of hanging.
@@ -31,7 +31,8 @@ class TooLarge(ParseError):
 
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<cmd>\\[a-zA-Z]+)|(?P<sym>[a-zA-Z])|(?P<op>[-+*/^(){}\[\]!,|']))"
+    r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<cmd>\\[a-zA-Z]+)|(?P<fn>[A-Zfgh])(?=\()|(?P<sym>[a-zA-Z])"
+    r"|(?P<op>[-+*/^(){}\[\]!,|']))"
 )
 _FUNCS = {
     "\\sin": sympy.sin, "\\cos": sympy.cos, "\\tan": sympy.tan, "\\ln": sympy.log,
@@ -97,7 +98,7 @@ class _Parser:
 
     def _starts_atom(self, tok):
         kind, v = tok
-        return kind in ("num", "sym") or v in ("(", "{") or (kind == "cmd" and v not in ("\\pm",))
+        return kind in ("num", "sym", "fn") or v in ("(", "{") or (kind == "cmd" and v not in ("\\pm",))
 
     def term(self):
         value = self.unary()
@@ -154,6 +155,9 @@ class _Parser:
         if kind == "sym":
             self.take()
             return _symbol(v)
+        if kind == "fn":  # I(0), f(x): an opaque function, never I * 0
+            self.take()
+            return sympy.Function(v)(self.group("(", ")"))
         if v == "(":
             return self.group("(", ")")
         if v == "{":

@@ -18,6 +18,7 @@ import re
 from fractions import Fraction
 
 import sympy
+from sympy.core.function import AppliedUndef
 
 from .normalize import normalize
 from .parse import ParseError, TooLarge, parse_expr
@@ -63,7 +64,7 @@ def structure(s: str):
     """Parse the shape of an answer: ("atom", str) or a container of structures."""
     s = s.strip()
     s = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", s)
-    m = _MATRIX.search(s)
+    m = _MATRIX.fullmatch(s)
     if m:
         rows = [r for r in m.group(1).split("\\\\") if r.strip()]
         return ("matrix", tuple(tuple(structure(c) for c in r.split("&")) for r in rows))
@@ -111,7 +112,14 @@ def _numbers_equal(a, b) -> bool:
     return abs(va - vb) <= 1e-6 * max(1.0, abs(vb))
 
 
+def _opaque(e):
+    """Undefined function applications (I(0), f(x)) become symbols named after them."""
+    calls = e.atoms(AppliedUndef)
+    return e.xreplace({f: sympy.Symbol(f"_{f}") for f in calls}) if calls else e
+
+
 def _expr_equal(a, b) -> bool:
+    a, b = _opaque(a), _opaque(b)
     fa, fb = a.free_symbols, b.free_symbols
     if not fa and not fb:
         return _numbers_equal(a, b)
