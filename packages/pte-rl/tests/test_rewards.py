@@ -173,3 +173,24 @@ def test_gold_answers_of_every_benchmark():
     wrong_pass = [(r["id"], r["answer"], p) for r, p in perturbed if score_item(boxed(p), r["answer"])[0] != 0.0]
     assert len(perturbed) > 9000
     assert len(wrong_pass) <= 0.005 * len(perturbed), wrong_pass[:20]
+
+
+def test_time_bound_holds_off_the_main_thread():
+    """No SIGALRM: scoring from a worker thread (as a DDP helper or server would) still works and is bounded."""
+    import threading
+
+    results = {}
+    pool = BoundedPool("time:sleep", workers=1, timeout=0.5)
+
+    def run():
+        results["sleep"] = pool.map([(3.0,), (0.0,)])
+        results["math"] = MathReward(MathConfig(workers=0)).score([boxed("\\frac{1}{2}")], ["0.5"])
+
+    t = threading.Thread(target=run)
+    start = time.perf_counter()
+    t.start()
+    t.join(10)
+    pool.close()
+    assert results["sleep"][0] is TIMEOUT and results["sleep"][1] is None
+    assert results["math"][0].value == 1.0
+    assert time.perf_counter() - start < 5

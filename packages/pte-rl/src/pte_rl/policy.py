@@ -75,23 +75,39 @@ class PTEModel:
         return self.model.lm_head(hidden).float()
 
 
-def token_logprobs(pte: PTEModel, hidden, targets, temperature: float = 1.0, chunk: int = 4096,
+def _chunk_logprobs(lm_head, hidden, targets, temperature: float, with_entropy: bool):
+    logits = lm_head(hidden).float() / temperature
+    lse = torch.logsumexp(logits, dim=-1)
+    logprobs = logits.gather(1, targets[:, None]).squeeze(1) - lse
+    if not with_entropy:
+        return logprobs, None
+    with torch.no_grad():  # H = logsumexp - sum p * logit, from the same logits
+        entropy = lse - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+    return logprobs, entropy
+
+
+def token_logprobs(pte: PTEModel, hidden, targets, temperature: float = 1.0, chunk: int = 1024,
                    with_entropy: bool = False):
     """Log-probs of ``targets`` ([B, L]) under ``hidden`` ([B, L, H]), ``chunk`` tokens at a time.
 
-    Returns ``(logprobs [B, L], entropy [B, L] or None)``; entropy is computed without grad.
+    With grad, each chunk is checkpointed: only hidden states are kept and the logits are
+    recomputed in backward, so no [tokens x vocab] tensor outlives its chunk.
+    Returns ``(logprobs [B, L], entropy [B, L] or None)``; entropy carries no grad.
     """
     batch, length, _ = hidden.shape
     flat_h = hidden.reshape(batch * length, -1)
     flat_t = targets.reshape(-1)
+    head = pte.model.lm_head
     out, ent = [], []
     for s in range(0, flat_h.shape[0], chunk):
-        logits = pte.logits(flat_h[s : s + chunk]) / temperature
-        logp = torch.log_softmax(logits, dim=-1)
-        out.append(torch.gather(logp, 1, flat_t[s : s + chunk, None]).squeeze(1))
+        args = (head, flat_h[s : s + chunk], flat_t[s : s + chunk], temperature, with_entropy)
+        if torch.is_grad_enabled() and args[1].requires_grad:
+            lp, e = torch.utils.checkpoint.checkpoint(_chunk_logprobs, *args, use_reentrant=False)
+        else:
+            lp, e = _chunk_logprobs(*args)
+        out.append(lp)
         if with_entropy:
-            with torch.no_grad():
-                ent.append(-(logp.exp() * logp).sum(-1))
+            ent.append(e.detach())
     logprobs = torch.cat(out).view(batch, length)
     entropy = torch.cat(ent).view(batch, length) if with_entropy else None
     return logprobs, entropy

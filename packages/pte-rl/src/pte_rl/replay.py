@@ -37,7 +37,7 @@ def replay_logprobs(
     max_chunk: int = 64,
     on_chunk: ChunkFn | None = None,
     pad_id: int = 0,
-    logit_chunk: int = 4096,
+    logit_chunk: int = 1024,
     with_entropy: bool = False,
 ):
     """Log-probs ``[B, T]`` of every completion token (zeros past each row's end).
