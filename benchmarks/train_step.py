@@ -27,10 +27,12 @@ def case(spec: dict) -> dict:
     from pte_lora import AdapterManifest, LoRAConfig
     from pte_rl import HFBackend, PTEModel, chat_prompt
     from pte_rl.data import Problem
+    from pte_rl.memory import limit_heap_fragmentation
     from pte_rl.rewards import MathConfig, MathReward, WeightedSum
     from pte_rl.trainer import TrainConfig, Trainer
     from pte_thought import IdentityEncoder, ProgressiveEncoder
 
+    limit_heap_fragmentation()  # what `pte train` does on CPU
     torch.manual_seed(0)
     with PeakRSS() as mem:
         model, tok = HFBackend().load()

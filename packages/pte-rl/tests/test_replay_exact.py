@@ -94,7 +94,8 @@ def test_replay_grad_matches_plain_transformers_with_detached_prompt_cache():
     """Oracle for the gradient semantics: the stored cache is context without a graph.
 
     One row, no eviction, one chunk: our replay's gradient must equal a plain transformers
-    computation (DynamicCache) where the prompt K/V are detached before the completion forward.
+    computation (DynamicCache) where the prompt but its last token runs without grad and all
+    K/V are detached before the completion forward.
     """
     from transformers import DynamicCache
 
@@ -110,17 +111,21 @@ def test_replay_grad_matches_plain_transformers_with_detached_prompt_cache():
     tokens = torch.tensor([comps[0].token_ids])
     cache = DynamicCache(config=pte.model.config)
     pte.lora.set_states(None)
-    out = pte.model(prompt, past_key_values=cache, use_cache=True)
+    with torch.no_grad():  # the prompt is context; only its last token runs with grad
+        pte.model(prompt[:, :-1], past_key_values=cache, use_cache=True)
+    n = prompt.shape[1]
+    out = pte.model(prompt[:, -1:], past_key_values=cache, position_ids=torch.tensor([[n - 1]]), use_cache=True)
     lp0 = torch.log_softmax(out.logits[:, -1].float(), -1)[0, tokens[0, 0]]
     for layer in cache.layers:
         layer.keys, layer.values = layer.keys.detach(), layer.values.detach()
-    n = prompt.shape[1]
     pos = torch.arange(n, n + tokens.shape[1] - 1)[None]
     out = pte.model(tokens[:, :-1], past_key_values=cache, position_ids=pos, use_cache=True)
     lp = torch.log_softmax(out.logits.float(), -1).gather(2, tokens[:, 1:, None]).sum()
     (lp0 + lp).backward()
     for a, p in zip(ours, pte.lora.parameters()):
-        assert torch.allclose(a, p.grad, atol=1e-5), (a - p.grad).abs().max()
+        # fp32 noise relative to the tensor's scale (measured ~3e-6); letting the gradient flow
+        # through the whole prompt instead gives ~0.4, so 1e-5 separates the two cleanly
+        assert (a - p.grad).abs().max() <= 1e-5 * p.grad.abs().max(), (a - p.grad).abs().max()
 
 
 def test_untrained_adapter_equals_base_model():

@@ -55,7 +55,9 @@ DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
 @click.option("--mask-truncated", is_flag=True, help="Completions cut at --max-new-tokens get no loss.")
 @click.option("--rollout-sub-batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--reference-sub-batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--replay-chunk", type=click.IntRange(1), default=64, show_default=True,
+@click.option("--replay-sub-batch-size", type=click.IntRange(1), default=8, show_default=True,
+              help="Rows per replay pass with gradients (bounds backward memory).")
+@click.option("--replay-chunk", type=click.IntRange(1), default=32, show_default=True,
               help="Max tokens per replay chunk (bounds backward memory).")
 @click.option("--lora-alpha", type=click.FloatRange(0, min_open=True), default=None,
               help="LoRA alpha (scale alpha/r) [default: r].")

@@ -86,6 +86,10 @@ def run_train(choices, kw):
 
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         choices["backend"].config = choices["backend"].config.model_copy(update={"device": str(device)})
+    from pte_rl.memory import limit_heap_fragmentation
+
+    if device.type == "cpu":
+        limit_heap_fragmentation()
     dist_info = init_distributed(device)
     torch.manual_seed(config.seed)
     t0 = time.time()

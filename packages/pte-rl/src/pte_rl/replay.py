@@ -1,7 +1,8 @@
 """Recompute completion log-probs chunk by chunk under a recorded eviction schedule.
 
 Between two eviction events the cache content and the thought state are fixed, so a chunk is
-one teacher-forced forward over (kept cache + chunk). With unchanged weights this reproduces the
+one teacher-forced forward over (kept cache + chunk). The prompt (but its last token) is fed
+without grad: it is context, like every stored token. With unchanged weights this reproduces the
 sampling log-probs; with gradients, ``on_chunk`` receives each chunk's log-probs and may call
 ``backward`` right away, so activation memory is bounded by window x chunk, not by length
 (the stored cache is context without a graph, method.md §3).
@@ -78,7 +79,12 @@ def replay_logprobs(
             entropy[:, cols] = ent * mask
 
     ids, real = left_pad([c.prompt_ids for c in completions], pad_id, device)
-    emit(pte.forward(ids, real, cache, state, evict=False)[:, -1:], slice(0, 1))
+    if ids.shape[1] > 1:
+        # the prompt is context, like every stored token: only its last position (which predicts
+        # token 0) runs with grad, so prompt activations are never kept for backward
+        with torch.no_grad():
+            pte.forward(ids[:, :-1], real[:, :-1], cache, state, evict=False)
+    emit(pte.forward(ids[:, -1:], real[:, -1:], cache, state, evict=False), slice(0, 1))
     for s, e in chunk_spans(completions, max_chunk):
         if s in events:
             cache.evict_positions(events[s])

@@ -56,7 +56,8 @@ class TrainConfig(BaseModel):
     mask_truncated: bool = False
     rollout_sub_batch_size: int = Field(16, gt=0)
     reference_sub_batch_size: int = Field(16, gt=0)
-    replay_chunk: int = Field(64, gt=0, description="Max tokens per replay chunk.")
+    replay_sub_batch_size: int = Field(8, gt=0, description="Rows per replay (backward) pass.")
+    replay_chunk: int = Field(32, gt=0, description="Max tokens per replay chunk.")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
     seed: int = 0
     resume: bool = False
@@ -227,7 +228,7 @@ class Trainer:
         t1 = time.perf_counter()
         for iteration in range(c.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
-            for idx in self._buckets(completions, c.rollout_sub_batch_size):
+            for idx in self._buckets(completions, c.replay_sub_batch_size):
                 self._replay_backward([completions[i] for i in idx], idx, old_lp, ref_lp, adv, weights,
                                       stats, with_entropy=iteration == 0)
             grad_norm = self._reduce_and_clip()
