@@ -58,12 +58,13 @@ def model_options(f):
     return f
 
 
-def cache_options(f):
+def cache_options(f, with_window: bool = True):
+    window = [click.option("--cache-window", type=int, default=None,
+                           help="Cache budget per row in tokens, prompt included [policy default: 256].")]
     for decorator in reversed([
         click.option("--eviction", type=PluginName("eviction"), default="lru-prompt-keep", show_default=True,
                      help="Eviction policy (registry name)."),
-        click.option("--cache-window", type=int, default=None,
-                     help="Cache budget per row in tokens, prompt included [policy default: 256]."),
+        *(window if with_window else []),
         click.option("--evict-ratio", type=float, default=None,
                      help="Fraction of generated tokens evicted at once when full [default: 0.25]."),
         click.option("--sink-tokens", type=int, default=None, help="streaming-llm: sink tokens [default: 4]."),
@@ -169,7 +170,7 @@ def data_arithmetic(n, seed, max_operand):
 
 @cli.command("eval")
 @model_options
-@cache_options
+@lambda f: cache_options(f, with_window=False)
 @click.option("--dataset", "datasets", multiple=True, required=True, type=click.Path(dir_okay=False),
               help="JSONL with prompt and answer (id, source optional); repeatable.")
 @click.option("--adapter", default=None, help="Adapter folder, or 'none' for the base model [default: none].")

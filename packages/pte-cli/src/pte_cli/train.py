@@ -54,7 +54,8 @@ DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
               help="Divide advantages by the group std (off: Dr. GRPO).")
 @click.option("--mask-truncated", is_flag=True, help="Completions cut at --max-new-tokens get no loss.")
 @click.option("--rollout-sub-batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--reference-sub-batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--reference-sub-batch-size", type=click.IntRange(1), default=4, show_default=True,
+              help="Rows per full-cache reference pass (its cache grows with length).")
 @click.option("--replay-sub-batch-size", type=click.IntRange(1), default=8, show_default=True,
               help="Rows per replay pass with gradients (bounds backward memory).")
 @click.option("--replay-chunk", type=click.IntRange(1), default=32, show_default=True,

@@ -129,9 +129,15 @@ def run_train(choices, kw):
             f"checkpoint {result['checkpoint']}; metrics {out / 'metrics.jsonl'}"
         )
     if dist_info.world > 1:
+        import gc
+
         import torch.distributed as dist
 
+        # Tear gloo down while the interpreter is fully alive: gloo threads still holding work
+        # objects at finalisation can abort the process (SIGABRT) after a successful run.
+        dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def _version() -> str:

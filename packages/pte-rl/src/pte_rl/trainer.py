@@ -55,7 +55,9 @@ class TrainConfig(BaseModel):
     scale_rewards: bool = True
     mask_truncated: bool = False
     rollout_sub_batch_size: int = Field(16, gt=0)
-    reference_sub_batch_size: int = Field(16, gt=0)
+    reference_sub_batch_size: int = Field(
+        4, gt=0, description="Rows per reference pass: the reference uses the full cache, so this "
+        "bounds the only memory that grows with completion length.")
     replay_sub_batch_size: int = Field(8, gt=0, description="Rows per replay (backward) pass.")
     replay_chunk: int = Field(32, gt=0, description="Max tokens per replay chunk.")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
