@@ -72,42 +72,14 @@ def plugin_config(kind: str, name: str, flags: dict[str, Any], extra: dict[str, 
 
 
 def read_jsonl(path: str | Path, required: tuple[str, ...], skip_bad: bool = False):
-    """Rows of a JSONL file. Bad rows name file and line; they stop the run unless ``skip_bad``.
+    """JSONL rows (see :func:`pte_rl.data.read_jsonl`); problems become a usage error (exit 2)."""
+    from pte_rl.data import DataError
+    from pte_rl.data import read_jsonl as read
 
-    Returns ``(rows, problems)``; each row gets ``_line``.
-    """
-    rows, problems = [], []
     try:
-        handle = open(path, encoding="utf-8")
-    except OSError as err:
-        raise click.UsageError(f"cannot read {path}: {err.strerror}") from None
-    with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                problems.append(f"{path}:{number}: invalid JSON ({err.msg})")
-                continue
-            if not isinstance(row, dict):
-                problems.append(f"{path}:{number}: expected a JSON object")
-                continue
-            bad = [f for f in required if not isinstance(row.get(f), str)]
-            if bad:
-                problems.append(f"{path}:{number}: field '{bad[0]}' missing or not a string")
-                continue
-            if "prompt" in required and not row["prompt"].strip():
-                problems.append(f"{path}:{number}: field 'prompt' is empty")
-                continue
-            row["_line"] = number
-            rows.append(row)
-    if problems and not skip_bad:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise click.UsageError(
-            "bad rows, nothing was done:\n  " + "\n  ".join(problems[:5]) + more
-            + "\nFix them or pass --skip-bad-rows."
-        )
+        rows, problems = read(path, required, skip_bad)
+    except DataError as err:
+        raise click.UsageError(str(err)) from None
     for p in problems:
         click.echo(f"skipped {p}", err=True)
     return rows, problems

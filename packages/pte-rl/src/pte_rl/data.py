@@ -19,9 +19,13 @@ class Problem:
     line: int | None = None
 
 
-def load_problems(path: str | Path, skip_bad_rows: bool = False) -> tuple[list[Problem], list[str]]:
-    """Read a JSONL file. Bad rows raise :class:`DataError` unless ``skip_bad_rows``."""
-    problems, bad = [], []
+def read_jsonl(path: str | Path, required: tuple[str, ...], skip_bad_rows: bool = False):
+    """Rows of a JSONL file whose ``required`` fields are strings (``prompt`` also non-empty).
+
+    Each row gets ``_line``. Bad rows raise :class:`DataError` naming file, line and field,
+    unless ``skip_bad_rows``; returns ``(rows, problems)`` where problems lists what was skipped.
+    """
+    rows, bad = [], []
     try:
         handle = open(path, encoding="utf-8")
     except OSError as err:
@@ -39,23 +43,26 @@ def load_problems(path: str | Path, skip_bad_rows: bool = False) -> tuple[list[P
             if not isinstance(row, dict):
                 bad.append(f"{where}: expected a JSON object")
                 continue
-            problem = None
-            for field in ("prompt", "answer"):
-                if not isinstance(row.get(field), str):
-                    bad.append(f"{where}: field '{field}' missing or not a string")
-                    break
+            missing = [f for f in required if not isinstance(row.get(f), str)]
+            if missing:
+                bad.append(f"{where}: field '{missing[0]}' missing or not a string")
+            elif "prompt" in required and not row["prompt"].strip():
+                bad.append(f"{where}: field 'prompt' is empty")
             else:
-                if not row["prompt"].strip():
-                    bad.append(f"{where}: field 'prompt' is empty")
-                else:
-                    extra = {k: v for k, v in row.items() if k not in ("prompt", "answer")}
-                    problem = Problem(row["prompt"], row["answer"], extra, number)
-            if problem is not None:
-                problems.append(problem)
+                row["_line"] = number
+                rows.append(row)
     if bad and not skip_bad_rows:
         more = f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise DataError("bad training rows:\n  " + "\n  ".join(bad[:5]) + more
+        raise DataError("bad rows, nothing was done:\n  " + "\n  ".join(bad[:5]) + more
                         + "\nFix them or pass --skip-bad-rows.")
-    if not problems:
+    return rows, bad
+
+
+def load_problems(path: str | Path, skip_bad_rows: bool = False) -> tuple[list[Problem], list[str]]:
+    """Training problems from JSONL (``prompt``, ``answer``; other fields go to the rewards)."""
+    rows, bad = read_jsonl(path, ("prompt", "answer"), skip_bad_rows)
+    if not rows:
         raise DataError(f"{path}: no usable rows")
+    problems = [Problem(r["prompt"], r["answer"], {k: v for k, v in r.items() if k not in ("prompt", "answer", "_line")},
+                        r["_line"]) for r in rows]
     return problems, bad
