@@ -162,8 +162,12 @@ def test_lru_prompt_keep_events_record_generated_positions_only():
 def test_listeners_receive_evicted_kv_that_was_cached():
     model = tiny("llama")
     seen = []
+
+    def listener(event):  # K/V exist only while listeners run
+        seen.append((event.positions.clone(), [k.clone() for k in event.keys]))
+
     policy = SlidingWindow(PolicyConfig(cache_window=10, evict_ratio=0.5))
-    cache = BoundedCache(policy, 2, listeners=[seen.append])
+    cache = BoundedCache(policy, 2, listeners=[listener])
     ids, mask = left_padded([6, 6])
     am, pos = cache.step(mask)
     model(ids, attention_mask=am, position_ids=pos, past_key_values=cache)
@@ -173,10 +177,11 @@ def test_listeners_receive_evicted_kv_that_was_cached():
         am, pos = cache.step(torch.ones(2, 1, dtype=torch.bool))
         model(torch.full((2, 1), 5), attention_mask=am, position_ids=pos, past_key_values=cache)
         cache.commit()
-    first = seen[0]
-    assert first.positions.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
-    assert len(first.keys) == 2 and first.keys[1].shape == (2, 2, 5, 16)
-    assert torch.equal(first.keys[1], snapshot[:, :, :5])
+    positions, keys = seen[0]
+    assert positions.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
+    assert len(keys) == 2 and keys[1].shape == (2, 2, 5, 16)
+    assert torch.equal(keys[1], snapshot[:, :, :5])
+    assert all(ev.keys == [] and ev.values == [] for ev in cache.events)  # records keep positions only
 
 
 def test_policy_validation():

@@ -26,8 +26,9 @@ class EvictionEvent:
 
     ``step`` counts the tokens fed after the prompt before this event (the event happens before
     generated-token input ``step`` is fed). ``positions`` is ``[batch, m]`` absolute positions
-    that left, padded with -1; ``keys``/``values`` hold, per layer, ``[batch, kv_heads, m,
-    head_dim]`` (padding slots are zero); ``mask`` is ``[batch, m]``, True on real entries.
+    that left, padded with -1; ``mask`` is ``[batch, m]``, True on real entries. ``keys`` /
+    ``values`` hold, per layer, ``[batch, kv_heads, m, head_dim]`` (padding slots are zero)
+    while listeners are called; afterwards they are emptied and ``cache.events`` keeps positions.
     """
 
     step: int
@@ -157,9 +158,12 @@ class BoundedCache(Cache):
                     taken = torch.gather(buf, 2, idx)
                     out.append(taken * ev_mask[:, None, :, None].to(taken.dtype))
         self._compact(~slots & (self.positions >= 0))
-        self.events.append(event)
         for listener in self.listeners:
             listener(event)
+        # Listeners consume the evicted K/V now; the stored record keeps positions only, so a
+        # long rollout does not accumulate every evicted token (that would be a full cache).
+        event.keys, event.values = [], []
+        self.events.append(event)
         return event
 
     def evict_positions(self, positions: list[list[int]]) -> EvictionEvent | None:
