@@ -82,10 +82,7 @@ class BoundedCache(Cache):
         Applies the policy (possibly one eviction event), then returns ``(attention_mask,
         position_ids)`` to pass to the model together with ``past_key_values=self``.
         """
-        real = real.bool()
-        if self.lengths is None:
-            self._start(real)
-        elif self.policy is not None:
+        if self.lengths is not None and self.policy is not None:  # the prefill (first call) never evicts
             plan = self.policy.plan(self, real.shape[1])
             if plan is not None and bool(plan.any()):
                 self.evict(plan)
