@@ -127,6 +127,29 @@ def test_training_step_updates_adapter_only(tmp_path, loss_type):
             assert torch.equal(p, base[n]), n
 
 
+def test_pi_old_is_the_first_replay_not_the_sampler(tmp_path):
+    """Sampler log-probs that drift from replay (bf16, other kernels) change nothing but the metric."""
+    plain = make_trainer(tmp_path / "a", num_iterations=2)
+    m_plain = plain.step(0)
+    assert m_plain["logprob_mismatch"] < 1e-4  # fp32: replay reproduces the sampler
+
+    shifted = make_trainer(tmp_path / "b", num_iterations=2)
+    rollout = shifted.rollout
+
+    def drifting_rollout(problems, step):
+        out = rollout(problems, step)
+        for c in out:
+            c.logprobs = [lp - 0.5 for lp in c.logprobs]
+        return out
+
+    shifted.rollout = drifting_rollout
+    m_shifted = shifted.step(0)
+    assert abs(m_shifted["logprob_mismatch"] - 0.5) < 1e-4
+    for a, b in zip(plain.params, shifted.params):
+        assert torch.equal(a, b)
+    assert m_shifted["clip_ratio/low_mean"] == m_plain["clip_ratio/low_mean"]
+
+
 def test_trainer_resume_matches_straight_run(tmp_path):
     straight = make_trainer(tmp_path / "a", max_steps=4)
     straight.train()

@@ -51,17 +51,32 @@ def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, 
     return ids.to(device), real.to(device)
 
 
+def draw(probs: torch.Tensor, generator=None) -> torch.Tensor:
+    """One index per row of ``probs`` ([B, V], rows need not sum to 1), by inverse CDF.
+
+    Same distribution as ``torch.multinomial(probs, 1)`` but needs one uniform per row instead of
+    one exponential per vocabulary entry (multinomial's CPU path spent ~7 ms/step at batch 8 on a
+    49k vocabulary, ~9% of a decode step). Accumulates in float64 so tiny probabilities keep
+    their mass, and never returns a zero-probability index.
+    """
+    cdf = probs.double().cumsum(-1)
+    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=torch.float64)
+    index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)
+    # rounding can push u * total onto the last cdf value: fall back to the last non-zero entry
+    last = (probs > 0).long().cumsum(-1).argmax(-1)
+    return torch.minimum(index, last)
+
+
 def _sample(logits: torch.Tensor, config: SamplingConfig, generator) -> torch.Tensor:
     if config.temperature == 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits / config.temperature, dim=-1)
+    probs = torch.softmax(logits.float() / config.temperature, dim=-1)
     if config.top_p < 1.0:
         sorted_p, order = probs.sort(-1, descending=True)
         drop = sorted_p.cumsum(-1) - sorted_p > config.top_p
         sorted_p = sorted_p.masked_fill(drop, 0.0)
-        choice = torch.multinomial(sorted_p, 1, generator=generator)
-        return order.gather(-1, choice).squeeze(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        return order.gather(-1, draw(sorted_p, generator)[:, None]).squeeze(-1)
+    return draw(probs, generator)
 
 
 @torch.no_grad()

@@ -213,9 +213,13 @@ class Trainer:
             active &= ~truncated
 
         width = int(lengths.max())
-        old_lp = torch.zeros(len(completions), width, device=self.device)
+        sampled_lp = torch.zeros(len(completions), width, device=self.device)
         for i, x in enumerate(completions):
-            old_lp[i, : len(x.logprobs)] = torch.tensor(x.logprobs)
+            sampled_lp[i, : len(x.logprobs)] = torch.tensor(x.logprobs)
+        # pi_old is the first replay (detached), as in TRL: the ratio starts at exactly 1 even when
+        # the sampler's numerics differ from replay's (bf16 kernels, other batch shapes); the
+        # difference is reported as `logprob_mismatch`
+        old_lp = torch.zeros_like(sampled_lp)
         ref_lp = self.reference_logprobs(completions, width) if c.beta > 0 else None
 
         local_tokens = int((lengths * active).sum())
@@ -226,13 +230,14 @@ class Trainer:
         weights = (weights * active).to(self.device)
         adv = advantages.to(self.device)
 
-        stats = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0}
+        stats = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0,
+                 "mismatch": 0.0}
         t1 = time.perf_counter()
         for iteration in range(c.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
             for idx in self._buckets(completions, c.replay_sub_batch_size):
                 self._replay_backward([completions[i] for i in idx], idx, old_lp, ref_lp, adv, weights,
-                                      stats, with_entropy=iteration == 0)
+                                      stats, first=iteration == 0, sampled_lp=sampled_lp)
             grad_norm = self._reduce_and_clip()
             self.optimizer.step()
         self.scheduler.step()
@@ -254,6 +259,7 @@ class Trainer:
             "completions/max_length": int(lengths.max()),
             "completions/clipped_ratio": float(truncated.float().mean()),
             "clip_ratio/low_mean": stats["clip_low"] / n_tok,
+            "logprob_mismatch": stats["mismatch"] / max(stats["tokens"] / c.num_iterations, 1.0),
             "clip_ratio/high_mean": stats["clip_high"] / n_tok,
             "evictions_per_completion": sum(x.num_evictions for x in completions) / len(completions),
             "max_cache_tokens": max(x.max_cache_tokens for x in completions),
@@ -266,11 +272,15 @@ class Trainer:
         }
         return self._reduce_metrics(metrics)
 
-    def _replay_backward(self, batch, idx, old_lp, ref_lp, adv, weights, stats, with_entropy):
+    def _replay_backward(self, batch, idx, old_lp, ref_lp, adv, weights, stats, first, sampled_lp):
         c = self.config
         idx_t = torch.tensor(idx, device=self.device)
 
         def on_chunk(lp, mask, cols):
+            if first:
+                old_lp[idx_t, cols] = lp.detach()
+                gap = (lp.detach() - sampled_lp[idx_t][:, cols]).abs()
+                stats["mismatch"] += float((gap * mask).sum())
             old = old_lp[idx_t][:, cols]
             ref = ref_lp[idx_t][:, cols] if ref_lp is not None else None
             loss_tok, st = per_token_loss(lp, old, ref, adv[idx_t], c.beta, c.epsilon, c.epsilon_high)
@@ -286,7 +296,7 @@ class Trainer:
                 stats["kl"] += float((st["kl"] * m).sum())
 
         _, entropy = replay_logprobs(self.pte, batch, c.temperature, max_chunk=c.replay_chunk, on_chunk=on_chunk,
-                            pad_id=self.tokenizer.pad_token_id or 0, with_entropy=with_entropy)
+                            pad_id=self.tokenizer.pad_token_id or 0, with_entropy=first)
         if entropy is not None:
             stats["entropy"] += float(entropy.sum())
 
