@@ -25,7 +25,7 @@ def case(spec: dict) -> dict:
 
     from pte_cache import Full, LRUPromptKeep, PolicyConfig
     from pte_lora import AdapterManifest, LoRAConfig
-    from pte_rl import HFBackend, PTEModel, chat_prompt
+    from pte_rl import HFBackend, HFConfig, PTEModel, chat_prompt
     from pte_rl.data import Problem
     from pte_rl.memory import limit_heap_fragmentation
     from pte_rl.rewards import MathConfig, MathReward, WeightedSum
@@ -35,7 +35,7 @@ def case(spec: dict) -> dict:
     limit_heap_fragmentation()  # what `pte train` does on CPU
     torch.manual_seed(0)
     with PeakRSS() as mem:
-        model, tok = HFBackend().load()
+        model, tok = HFBackend(HFConfig(dtype=spec.get("dtype", "float32"))).load()
         pte_mode = spec["mode"] == "pte"
         pte = PTEModel(model, ProgressiveEncoder() if pte_mode else IdentityEncoder())
 
@@ -43,20 +43,30 @@ def case(spec: dict) -> dict:
             return LRUPromptKeep(PolicyConfig(cache_window=spec["window"])) if pte_mode else Full()
 
         problems = [Problem(f"What is {i} + {i * 3}? Think step by step.", str(4 * i), {}) for i in range(spec["prompts"])]
-        cfg = TrainConfig(output_dir="/tmp/pte-bench", max_steps=1, prompts_per_step=spec["prompts"],
+        cfg = TrainConfig(output_dir="/tmp/pte-bench", max_steps=spec["steps"], prompts_per_step=spec["prompts"],
                           group_size=spec["group"], max_new_tokens=spec["tokens"], tensorboard=False,
                           rollout_sub_batch_size=spec["prompts"] * spec["group"])
         manifest = AdapterManifest(pte_version="bench", lora=LoRAConfig(), encoder="x")
         reward = WeightedSum([("math", MathReward(MathConfig(workers=0)), 1.0)])
         trainer = Trainer(pte, tok, policy, reward, problems, cfg, manifest, eos=[],  # eos=[]: full length
                           prompt_ids=lambda text: chat_prompt(tok, text), progress=False)
-        t = time.perf_counter()
-        metrics = trainer.step(0)
-        seconds = time.perf_counter() - t
-    return {**spec, "seconds_per_step": seconds, "peak_rss_gb": mem.peak / 1024,
-            "time_rollout": metrics["time/rollout"], "time_train": metrics["time/train"],
+        # step 0 also pays one-time costs (kernel selection/JIT for new shapes, allocator growth);
+        # the reported time is the mean of the steps after it, as a training run sees them
+        first = time.perf_counter()
+        trainer.step(0)
+        first = time.perf_counter() - first
+        seconds, runs = [], []
+        for step in range(1, spec["steps"]):
+            t = time.perf_counter()
+            runs.append(trainer.step(step))
+            seconds.append(time.perf_counter() - t)
+    phase = {k: sum(m[f"time/{k}"] for m in runs) / len(runs) for k in ("rollout", "reference", "train")}
+    metrics = runs[-1]
+    return {**spec, "seconds_per_step": sum(seconds) / len(seconds), "first_step_seconds": first, "peak_rss_gb": mem.peak / 1024,
+            **{f"time_{k}": v for k, v in phase.items()},
             "evictions_per_completion": metrics["evictions_per_completion"],
-            "max_cache_tokens": metrics["max_cache_tokens"]}
+            "max_cache_tokens": metrics["max_cache_tokens"], "logprob_mismatch": metrics["logprob_mismatch"],
+            "kl": metrics["kl"]}
 
 
 def main():
@@ -67,6 +77,9 @@ def main():
     p.add_argument("--prompts", type=int, default=4)
     p.add_argument("--group", type=int, default=4)
     p.add_argument("--window", type=int, default=128)
+    p.add_argument("--steps", type=int, default=2, help="steps per case; the first is a warm-up (>= 2)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="base model dtype (the adapter and encoder stay fp32)")
     a = p.parse_args()
     if a.case:
         print(json.dumps(case(json.loads(a.case))))
@@ -74,7 +87,8 @@ def main():
     results = []
     for tokens in a.tokens:
         for mode in a.modes:
-            spec = {"mode": mode, "tokens": tokens, "prompts": a.prompts, "group": a.group, "window": a.window}
+            spec = {"mode": mode, "tokens": tokens, "prompts": a.prompts, "group": a.group, "window": a.window,
+                    "dtype": a.dtype, "steps": max(2, a.steps)}
             results.append(run_isolated(__file__, spec))
             print(json.dumps(results[-1]), file=sys.stderr)
     pte = [r for r in results if r["mode"] == "pte" and "peak_rss_gb" in r]

@@ -41,7 +41,7 @@ def test_draw_accepts_unnormalised_rows_and_tiny_tails():
 def test_draw_never_returns_zero_mass_when_uniform_hits_the_total(monkeypatch):
     # u * total rounding up to the total would make searchsorted point past the last positive entry
     probs = torch.tensor([[0.25, 0.75, 0.0, 0.0]])
-    monkeypatch.setattr(torch, "rand", lambda *a, **k: torch.ones(1, 1, dtype=torch.float64))
+    monkeypatch.setattr(torch, "rand", lambda *a, **k: torch.ones(1, 1))
     assert int(draw(probs)) == 1
 
 

@@ -49,6 +49,19 @@ class PTEModel:
     def dtype(self) -> torch.dtype:
         return self.model.lm_head.weight.dtype
 
+    def compile(self, **options) -> None:
+        """``torch.compile`` the cache-free blocks of every decoder layer (MLP and norms), in place.
+
+        Attention stays eager: the bounded cache does data-dependent Python bookkeeping at every
+        call (lengths, evictions), which would only produce graph breaks and recompiles.
+        """
+        options.setdefault("dynamic", True)  # batch and chunk length change from call to call
+        for layer in decoder_layers(self.model):
+            for name in ("mlp", "input_layernorm", "post_attention_layernorm"):
+                block = getattr(layer, name, None)
+                if block is not None:
+                    block.compile(**options)
+
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return self.lora.parameters() + [p for p in self.encoder.parameters() if p.requires_grad]
 

@@ -220,7 +220,9 @@ class Trainer:
         # the sampler's numerics differ from replay's (bf16 kernels, other batch shapes); the
         # difference is reported as `logprob_mismatch`
         old_lp = torch.zeros_like(sampled_lp)
+        t_ref = time.perf_counter()
         ref_lp = self.reference_logprobs(completions, width) if c.beta > 0 else None
+        t_ref = time.perf_counter() - t_ref
 
         local_tokens = int((lengths * active).sum())
         total_tokens, total_rows = self._all_sum([local_tokens, len(completions)])
@@ -265,6 +267,7 @@ class Trainer:
             "max_cache_tokens": max(x.max_cache_tokens for x in completions),
             "tokens_per_second": float(lengths.sum()) / max(t_rollout, 1e-9),
             "time/rollout": t_rollout,
+            "time/reference": t_ref,
             "time/train": t_train,
             "step_time": time.perf_counter() - t0,
             "peak_memory_mb": peak_memory_mb(self.device),
