@@ -64,6 +64,7 @@ class TrainConfig(BaseModel):
     seed: int = 0
     resume: bool = False
     profile_steps: int = Field(0, ge=0)
+    compile: bool = Field(False, description="torch.compile the cache-free blocks (MLP, norms).")
     tensorboard: bool = True
 
 
@@ -109,6 +110,8 @@ class Trainer:
         self.progress = progress
         self.device = pte.device
         self.params = pte.trainable_parameters()
+        if config.compile:
+            pte.compile()
         self._sync_initial_weights()
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate,
