@@ -91,6 +91,10 @@ def test_bad_training_data_refuses_to_start(tiny_model_dir, tmp_path):
     res = run_pte(*_train_args(tiny_model_dir, tmp_path / "r2", 1, "--data", str(long), "--cache-window", "128"),
                   check=False)
     assert res.returncode == 2 and f"{long}:1: prompt of" in res.stderr
+    res = run_pte("generate", "--model", str(tiny_model_dir), "--prompt", "word " * 300, "--cache-window", "128",
+                  check=False)
+    assert res.returncode == 2 and "prompt 'word word" in res.stderr and "does not fit" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_torchrun_two_processes_gloo(tiny_model_dir, tmp_path):

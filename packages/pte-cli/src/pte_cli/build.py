@@ -63,3 +63,11 @@ def load_model(backend: Choice, encoder: Choice, adapter: str | None = None, lor
         except ValueError as err:
             raise click.UsageError(str(err)) from None
     return pte, tokenizer
+
+
+def require_fits(policy, ids: list[int], where: str) -> None:
+    """Stop with a usage error naming ``where`` when a prompt does not fit the cache budget."""
+    try:
+        policy.check_prompts([len(ids)])
+    except ValueError as err:
+        raise click.UsageError(f"{where}: prompt of {len(ids)} tokens does not fit: {err}") from None

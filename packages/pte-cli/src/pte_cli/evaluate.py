@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import torch
 
-from .build import Choice, adapter_encoder, load_model
+from .build import Choice, adapter_encoder, load_model, require_fits
 from .options import read_jsonl
 from .registry import get_registry
 
@@ -144,10 +144,7 @@ def run_eval(choices, kw):
                 policy = _policy(choices, budget)
                 prompts = [chat_prompt(tokenizer, r["prompt"], kw["system"]) for _, _, r, _ in items]
                 for (_, d, r, _), ids in zip(items, prompts):
-                    try:
-                        policy.check_prompts([len(ids)])
-                    except ValueError as err:
-                        raise click.UsageError(f"{d} row {r['id']}: {err}") from None
+                    require_fits(policy, ids, f"{d} row {r['id']}")
                 seed = kw["seed"] * 1_000_003 + start
                 gen = torch.Generator(device=pte.device).manual_seed(seed)
                 comps = sample(pte, prompts, policy, sampling, stop, pad_id=tokenizer.pad_token_id, generator=gen)

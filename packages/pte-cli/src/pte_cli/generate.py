@@ -8,7 +8,7 @@ import sys
 import click
 import torch
 
-from .build import adapter_encoder, load_model
+from .build import adapter_encoder, load_model, require_fits
 
 
 def run_generate(choices, texts, *, adapter, explicit_encoder, max_new_tokens, min_new_tokens,
@@ -24,10 +24,7 @@ def run_generate(choices, texts, *, adapter, explicit_encoder, max_new_tokens, m
     prompts = [chat_prompt(tokenizer, t, system) for t in texts]
     policy = choices["eviction"].build()
     for text, ids in zip(texts, prompts):
-        try:
-            policy.check_prompts([len(ids)])
-        except ValueError as err:
-            raise click.UsageError(f"prompt {text[:40]!r} ({len(ids)} tokens): {err}") from None
+        require_fits(policy, ids, f"prompt {text[:40]!r}")
     stop = eos_ids(pte.model, tokenizer)
     generator = torch.Generator(device=pte.device).manual_seed(seed)
     total = len(prompts) * max_new_tokens

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from .build import Choice, load_model
+from .build import Choice, load_model, require_fits
 from .scoring import build_reward
 
 
@@ -99,11 +99,7 @@ def run_train(choices, kw):
     encoded = {}  # every prompt is tokenised once, and checked against the budget before training
     for p in problems:
         ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.prompt, system))
-        try:
-            policy.check_prompts([len(ids)])
-        except ValueError as err:
-            where = f"{kw['data_path']}:{p.line}" if p.line else "built-in data"
-            raise click.UsageError(f"{where}: prompt of {len(ids)} tokens does not fit: {err}") from None
+        require_fits(policy, ids, f"{kw['data_path']}:{p.line}" if p.line else "built-in data")
     manifest = AdapterManifest(
         pte_version=_version(), base_model=choices["backend"].config.model, lora=lora,
         encoder=encoder.name, encoder_options=encoder.options(), eviction=eviction.name,
