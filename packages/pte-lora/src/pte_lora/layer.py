@@ -54,8 +54,4 @@ class StateLoRALinear(nn.Module):
                 z = torch.einsum("blr,bgr->blg", z, s)
             else:  # [B, r] (single position without a length dim)
                 z = torch.einsum("br,bgr->bg", z, s)
-        if y.dtype == z.dtype:  # one fused y + scaling * z B^T instead of three ops (decode is op-bound)
-            out = torch.addmm(y.reshape(-1, y.shape[-1]), z.reshape(-1, z.shape[-1]), self.lora_B.weight.t(),
-                              alpha=self.scaling)
-            return out.view(y.shape)
         return y + (self.lora_B(z) * self.scaling).to(y.dtype)
