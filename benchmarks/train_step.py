@@ -50,16 +50,16 @@ def case(spec: dict) -> dict:
         reward = WeightedSum([("math", MathReward(MathConfig(workers=0)), 1.0)])
         trainer = Trainer(pte, tok, policy, reward, problems, cfg, manifest, eos=[],  # eos=[]: full length
                           prompt_ids=lambda text: chat_prompt(tok, text), progress=False)
-        # step 0 also pays one-time costs (kernel selection/JIT for new shapes, allocator growth);
-        # the reported time is the mean of the steps after it, as a training run sees them
-        first = time.perf_counter()
-        m0 = trainer.step(0)
-        first = time.perf_counter() - first
-        seconds, runs = ([first], [m0]) if spec["steps"] == 1 else ([], [])
-        for step in range(1, spec["steps"]):
+        seconds, runs = [], []
+        for step in range(spec["steps"]):
             t = time.perf_counter()
             runs.append(trainer.step(step))
             seconds.append(time.perf_counter() - t)
+    first = seconds[0]
+    # step 0 also pays one-time costs (kernel selection for new shapes, allocator growth):
+    # report the steps after it, as a training run sees them
+    if len(runs) > 1:
+        seconds, runs = seconds[1:], runs[1:]
     phase = {k: sum(m[f"time/{k}"] for m in runs) / len(runs) for k in ("rollout", "reference", "train")}
     metrics = runs[-1]
     return {**spec, "seconds_per_step": sum(seconds) / len(seconds), "first_step_seconds": first, "peak_rss_gb": mem.peak / 1024,

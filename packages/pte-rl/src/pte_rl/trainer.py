@@ -235,14 +235,13 @@ class Trainer:
         weights = (weights * active).to(self.device)
         adv = advantages.to(self.device)
 
-        stats = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0,
-                 "mismatch": 0.0}
+        stats = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0}
         t1 = time.perf_counter()
         for iteration in range(c.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
             for idx in self._buckets(completions, c.replay_sub_batch_size):
                 self._replay_backward([completions[i] for i in idx], idx, old_lp, ref_lp, adv, weights,
-                                      stats, first=iteration == 0, sampled_lp=sampled_lp)
+                                      stats, first=iteration == 0)
             grad_norm = self._reduce_and_clip()
             self.optimizer.step()
         self.scheduler.step()
@@ -264,7 +263,7 @@ class Trainer:
             "completions/max_length": int(lengths.max()),
             "completions/clipped_ratio": float(truncated.float().mean()),
             "clip_ratio/low_mean": stats["clip_low"] / n_tok,
-            "logprob_mismatch": stats["mismatch"] / max(stats["tokens"] / c.num_iterations, 1.0),
+            "logprob_mismatch": float((old_lp - sampled_lp).abs().sum()) / max(int(lengths.sum()), 1),
             "clip_ratio/high_mean": stats["clip_high"] / n_tok,
             "evictions_per_completion": sum(x.num_evictions for x in completions) / len(completions),
             "max_cache_tokens": max(x.max_cache_tokens for x in completions),
@@ -278,15 +277,13 @@ class Trainer:
         }
         return self._reduce_metrics(metrics)
 
-    def _replay_backward(self, batch, idx, old_lp, ref_lp, adv, weights, stats, first, sampled_lp):
+    def _replay_backward(self, batch, idx, old_lp, ref_lp, adv, weights, stats, first):
         c = self.config
         idx_t = torch.tensor(idx, device=self.device)
 
         def on_chunk(lp, mask, cols):
             if first:
                 old_lp[idx_t, cols] = lp.detach()
-                gap = (lp.detach() - sampled_lp[idx_t][:, cols]).abs()
-                stats["mismatch"] += float((gap * mask).sum())
             old = old_lp[idx_t][:, cols]
             ref = ref_lp[idx_t][:, cols] if ref_lp is not None else None
             loss_tok, st = per_token_loss(lp, old, ref, adv[idx_t], c.beta, c.epsilon, c.epsilon_high)
