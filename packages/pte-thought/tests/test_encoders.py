@@ -50,50 +50,82 @@ def kv(batch, m, seed=1):
 
 def test_state_shape_independent_of_evicted_count():
     enc = encoder()
-    s0 = enc.initial(0, 2)
-    assert s0.shape == (2, 5, 4)
+    mem = enc.empty_memory(0, 2)
+    assert enc.initial(0, 2).shape == (2, 5, 4)
     for m in (1, 7, 50):
         k, v = kv(2, m)
-        s = enc.encode(0, s0, k, v, torch.ones(2, m, dtype=torch.bool))
-        assert s.shape == (2, 5, 4)
+        new = enc.update(0, mem, k, v, torch.ones(2, m, dtype=torch.bool))
+        s = enc.compose(0, new, 2)
+        assert new.shape == s.shape == (2, 5, 4)
         assert torch.allclose(s.flatten(1).norm(dim=1), torch.full((2,), math.sqrt(4.0)), atol=1e-5)
 
 
+def _latent(enc, layer, k, v):
+    q_proj = enc.projections[layer][0]
+    q = enc.w_q[layer](q_proj(enc.h_g[layer]))
+    k_e = enc.w_k[layer](k.permute(0, 2, 1, 3).reshape(k.shape[2], -1))
+    v_e = enc.w_v[layer](v.permute(0, 2, 1, 3).reshape(v.shape[2], -1))
+    return q, k_e, v_e
+
+
 def test_softmax_update_matches_formula():
+    """U = softmax(t rms(Q) rms(K)^T / sqrt(r)) (V - mean V); M' = N(M + N(U));
+    S = N(S_g + M')."""
     enc = encoder()
-    prev = enc.initial(1, 1)
+    mem = normalize(torch.randn(1, 5, 4), 2.0)
     k, v = kv(1, 6)
-    got = enc.encode(1, prev, k, v, torch.ones(1, 6, dtype=torch.bool))
-    q_proj, k_proj, v_proj = enc.projections[1]
-    q = enc.w_q[1](q_proj(enc.h_g[1]))
-    k_e = k.permute(0, 2, 1, 3).reshape(6, -1)
-    v_e = v.permute(0, 2, 1, 3).reshape(6, -1)
-    attn = torch.softmax(q @ enc.w_k[1](k_e).T / math.sqrt(4), -1)
-    want = normalize(prev[0] + attn @ enc.w_v[1](v_e), math.sqrt(4))
-    assert torch.allclose(got[0], want, atol=1e-6)
+    got = enc.update(1, mem, k, v, torch.ones(1, 6, dtype=torch.bool))
+    q, k_e, v_e = _latent(enc, 1, k, v)
+    rms = lambda x: x / x.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()  # noqa: E731
+    attn = torch.softmax(rms(q) @ rms(k_e).T * 3.0 / math.sqrt(4), -1)
+    u = attn @ (v_e - v_e.mean(0))
+    want = normalize(mem[0] + normalize(u, 2.0), 2.0)
+    assert torch.allclose(got[0], want, atol=1e-5)
+    assert torch.allclose(enc.compose(1, got, 1)[0], normalize(enc.global_state(1) + want, 2.0), atol=1e-5)
 
 
 def test_bilinear_is_eq4_without_softmax():
     enc = encoder(attention="bilinear")
-    prev = torch.zeros(1, 5, 4)
     k, v = kv(1, 3)
-    got = enc.encode(0, prev, k, v, torch.ones(1, 3, dtype=torch.bool))
-    q_proj = enc.projections[0][0]
-    q = enc.w_q[0](q_proj(enc.h_g[0]))
-    k_e = k.permute(0, 2, 1, 3).reshape(3, -1)
-    v_e = v.permute(0, 2, 1, 3).reshape(3, -1)
-    want = normalize((q @ enc.w_k[0](k_e).T) @ enc.w_v[0](v_e), 2.0)
+    got = enc.update(0, enc.empty_memory(0, 1), k, v, torch.ones(1, 3, dtype=torch.bool))
+    q, k_e, v_e = _latent(enc, 0, k, v)
+    want = normalize((q @ k_e.T) @ v_e, 2.0)
     assert torch.allclose(got[0], want, atol=1e-5)
+
+
+def test_events_decay_gradually_and_global_part_stays():
+    """Write the state after each event as a S_g + sum_j w_j N(U_j) (exact least squares): every
+    event weighs the same when it arrives, older ones fade gradually instead of being overwritten,
+    and S_g keeps its share. (The old rule S <- N(S + U) with un-normalised U broke all three.)"""
+    enc = ProgressiveEncoder(ThoughtConfig(global_tokens=16, rank=16))
+    enc.bind(projections())
+    ones = torch.ones(1, 4, dtype=torch.bool)
+    with torch.no_grad():
+        events = [kv(1, 4, seed=10 + e) for e in range(8)]
+        alone = [enc.update(0, enc.empty_memory(0, 1), k, v, ones)[0].flatten() for k, v in events]
+        basis = torch.stack([enc.global_state(0).flatten()] + alone, 1)  # [G*r, 1 + events]
+        mem = enc.empty_memory(0, 1)
+        for e, (k, v) in enumerate(events):
+            mem = enc.update(0, mem, k, v, ones)
+            state = enc.compose(0, mem, 1)[0].flatten()
+            coef = torch.linalg.lstsq(basis[:, : e + 2], state[:, None]).solution.flatten()
+            assert torch.allclose(basis[:, : e + 2] @ coef, state, atol=1e-4)  # exact decomposition
+            g, w = float(coef[0]), coef[1:]
+            assert 0.5 < g < 1.0  # S_g never fades
+            assert (w > 0).all() and (w[1:] >= w[:-1] - 1e-5).all()  # newer events weigh more
+            if e >= 3:
+                assert float(w[e - 3] / w[e]) >= 0.1  # event e-3 still counts (gradual decay)
+                assert float(w[e - 1] / w[e]) >= 0.4  # the newest event does not overwrite
 
 
 def test_padding_and_rows_without_eviction():
     """Masked evicted slots are ignored; a row with nothing evicted keeps its state exactly."""
     enc = encoder()
-    prev = enc.initial(0, 2).clone()
+    prev = normalize(torch.randn(2, 5, 4), 2.0)
     k, v = kv(2, 5)
     mask = torch.tensor([[True, True, True, False, False], [False] * 5])
-    got = enc.encode(0, prev, k, v, mask)
-    alone = enc.encode(0, prev[:1], k[:1, :, :3], v[:1, :, :3], torch.ones(1, 3, dtype=torch.bool))
+    got = enc.update(0, prev, k, v, mask)
+    alone = enc.update(0, prev[:1], k[:1, :, :3], v[:1, :, :3], torch.ones(1, 3, dtype=torch.bool))
     assert torch.allclose(got[0], alone[0], atol=1e-6)
     assert torch.equal(got[1], prev[1])
 

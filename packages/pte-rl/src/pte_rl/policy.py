@@ -22,6 +22,13 @@ def _base(module):
     return getattr(module, "base", module)
 
 
+def _input_scale(layer) -> float:
+    """Typical RMS of the hidden states a layer's q/k/v projections see: its input norm's weight."""
+    norm = getattr(layer, "input_layernorm", None)
+    weight = getattr(norm, "weight", None)
+    return 1.0 if weight is None else float(weight.detach().float().pow(2).mean().sqrt())
+
+
 class PTEModel:
     def __init__(self, model, encoder: ThoughtEncoder, lora: LoRAModel | LoRAConfig | None = None):
         self.model = model
@@ -32,10 +39,12 @@ class PTEModel:
             lora = attach_lora(model, config)
         self.lora = lora
         self.encoder = encoder
-        encoder.bind([
-            (_base(layer.self_attn.q_proj), _base(layer.self_attn.k_proj), _base(layer.self_attn.v_proj))
-            for layer in decoder_layers(model)
-        ])
+        layers = decoder_layers(model)
+        encoder.bind(
+            [(_base(layer.self_attn.q_proj), _base(layer.self_attn.k_proj), _base(layer.self_attn.v_proj))
+             for layer in layers],
+            input_scales=[_input_scale(layer) for layer in layers],
+        )
 
     @property
     def num_layers(self) -> int:

@@ -1,5 +1,6 @@
 """pte-thought: encoders that fold evicted keys/values into a fixed-size latent state."""
 
+from .diagnostics import StateProbe, effective_rank, top_energy
 from .encoders import (
     GlobalOnlyEncoder,
     IdentityConfig,
@@ -19,9 +20,12 @@ __all__ = [
     "ProgressiveEncoder",
     "ThoughtConfig",
     "ThoughtEncoder",
+    "StateProbe",
     "ThoughtState",
+    "effective_rank",
     "hookimpl",
     "normalize",
     "pte_register_thought_encoders",
+    "top_energy",
 ]
 __version__ = "0.1.0"
