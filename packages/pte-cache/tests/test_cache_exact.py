@@ -195,3 +195,35 @@ def test_policy_validation():
         LRUPromptKeep(PolicyConfig(cache_window=8)).check_prompts([3, 8])
     with pytest.raises(ValueError, match="sink_tokens"):
         StreamingLLM(StreamingConfig(cache_window=4, sink_tokens=4))
+
+
+def test_dynamic_window_is_frozen_at_prefill():
+    """The dynamic window (longest prompt of the micro-batch) is fixed at prefill: a row's eviction
+    schedule must not change when a longer-prompt row finishes and leaves the batch."""
+    model = tiny("llama")
+    ids, mask = left_padded([10, 4])
+    feed = torch.randint(1, 97, (2, 30), generator=torch.Generator().manual_seed(3))
+
+    def schedule_of_short_row(drop_after):
+        policy = LRUPromptKeep(PolicyConfig(dynamic_window=True))
+        cache = BoundedCache(policy, model.config.num_hidden_layers)
+        am, pos = cache.step(mask)
+        model(ids, attention_mask=am, position_ids=pos, past_key_values=cache)
+        cache.commit()
+        row, rows, out = 1, 2, []
+        for j in range(feed.shape[1]):
+            if j == drop_after:
+                cache.select_rows(torch.tensor([1]))
+                row, rows = 0, 1
+            seen = len(cache.events)
+            am, pos = cache.step(torch.ones(rows, 1, dtype=torch.bool))
+            x = feed[1:, j : j + 1] if rows == 1 else feed[:, j : j + 1]
+            model(x, attention_mask=am, position_ids=pos, past_key_values=cache)
+            cache.commit()
+            out += [(e.step, e.positions_of(row)) for e in cache.events[seen:] if row in e.rows()]
+            assert cache.max_prompt_length == 10
+        return out
+
+    together = schedule_of_short_row(drop_after=None)
+    assert len(together) >= 3  # window 10 over 30 generated tokens
+    assert schedule_of_short_row(drop_after=5) == together

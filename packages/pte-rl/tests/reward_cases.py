@@ -107,6 +107,12 @@ COMPLETIONS = [
     ("\\frac{1}{2}", "Thus $\\boxed{\\dfrac{1}{2}}$.", 1.0),
     ("\\frac{1}{2}", "\\fbox{0.5}", 1.0),
     ("5", "\\boxed 5", 1.0),
+    # an empty box (copied from an instruction) is not an answer: the next rule decides
+    ("76", "\\boxed{}: 49 + 27 = 76.", 1.0),
+    ("612", "17 * 36 = 612\n\nThe answer is \\boxed{}.", 1.0),
+    ("612", "17 * 36 = 512\n\nThe answer is \\boxed{}.", 0.0),
+    ("9", "\\boxed{9} and then \\boxed{ }", 1.0),
+    ("7", "Put it in \\fbox{} like \\boxed{  }. So 7.", 1.0),
     ("(1,2)", "\\boxed{(1, 2)}", 1.0),
     ("3", "\\boxed{\\text{3}}", 1.0),
     ("3", "\\boxed{{3}}", 1.0),

@@ -66,6 +66,9 @@ class BoundedCache(Cache):
         self.positions: torch.Tensor | None = None  # [B, C] long, -1 = empty
         self.lengths: torch.Tensor | None = None  # [B]
         self.prompt_lengths: torch.Tensor | None = None  # [B]
+        # longest prompt of the batch at prefill; fixed for the whole rollout (rows that finish
+        # and leave do not change it, so no row's schedule depends on when others stop)
+        self.max_prompt_length: int = 0
         self.next_position: torch.Tensor | None = None  # [B]
         self.peak_lengths: torch.Tensor | None = None  # [B] most tokens held at once
         self.fed = 0  # tokens fed after the prompt
@@ -248,6 +251,7 @@ class BoundedCache(Cache):
         batch = real.shape[0]
         device = real.device
         self.prompt_lengths = real.sum(1)
+        self.max_prompt_length = int(self.prompt_lengths.max()) if batch else 0
         if self.policy is not None and hasattr(self.policy, "check_prompts"):
             self.policy.check_prompts(self.prompt_lengths.tolist())
         self.lengths = torch.zeros(batch, dtype=torch.long, device=device)

@@ -20,6 +20,7 @@ class CacheView(Protocol):
     positions: torch.Tensor  # [batch, slots] absolute position per slot, -1 when empty
     lengths: torch.Tensor  # [batch] occupied slots per row (slots [0, length) are valid)
     prompt_lengths: torch.Tensor  # [batch] real (non-pad) prompt tokens per row
+    max_prompt_length: int  # longest prompt of the batch at prefill, fixed for the rollout
 
 
 class EvictionPolicy(Protocol):
@@ -46,8 +47,8 @@ class PolicyConfig(BaseModel):
     )
     dynamic_window: bool = Field(
         False,
-        description="Generated-token window = longest prompt of the batch (method.md §1); "
-        "cache_window is then ignored for generated tokens.",
+        description="Generated-token window = longest prompt of the micro-batch, fixed at prefill "
+        "(the paper's training setting); cache_window is then ignored for generated tokens.",
     )
 
     @field_validator("evict_ratio")
@@ -89,7 +90,7 @@ class _WindowPolicy:
     def windows(self, cache: CacheView, protected: torch.Tensor) -> torch.Tensor:
         """[batch] window size over unprotected tokens."""
         if self.config.dynamic_window:
-            return torch.full_like(protected, int(cache.prompt_lengths.max()))
+            return torch.full_like(protected, cache.max_prompt_length)
         return self.config.cache_window - protected
 
     def plan(self, cache: CacheView, incoming: int) -> torch.Tensor | None:
@@ -145,7 +146,7 @@ class SlidingWindow(_WindowPolicy):
 
     def windows(self, cache: CacheView, protected: torch.Tensor) -> torch.Tensor:
         if self.config.dynamic_window:
-            return torch.full_like(protected, 2 * int(cache.prompt_lengths.max()))
+            return torch.full_like(protected, 2 * cache.max_prompt_length)
         return torch.full_like(protected, self.config.cache_window)
 
 
@@ -167,7 +168,7 @@ class StreamingLLM(_WindowPolicy):
 
     def windows(self, cache: CacheView, protected: torch.Tensor) -> torch.Tensor:
         if self.config.dynamic_window:
-            return torch.full_like(protected, int(cache.prompt_lengths.max()))
+            return torch.full_like(protected, cache.max_prompt_length)
         return torch.full_like(protected, self.config.cache_window - self.config.sink_tokens)
 
 

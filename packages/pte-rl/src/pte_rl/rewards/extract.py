@@ -1,8 +1,9 @@
 """Find the final answer in a completion.
 
 Order: the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces), else the last "the (final)
-answer is ...", else the last "#### ...", else the last number in the text (fallback). Every
-scan is linear in the text length; nothing here can hang on hostile input.
+answer is ...", else the last "#### ...", else the last number in the text (fallback). An empty
+box is no answer (models copy the instruction's ``\\boxed{}``): it is dropped before any rule
+runs. Every scan is linear in the text length; nothing here can hang on hostile input.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 MAX_ANSWER = 1000  # characters: longer "answers" are not answers
 
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
+_EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{\s*\}")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
@@ -52,6 +54,7 @@ def last_boxed(text: str) -> str | None:
 
 def extract_answer(text: str) -> tuple[str | None, str]:
     """Return ``(answer, method)``; method is boxed, answer-is, hashes, last-number or none."""
+    text = _EMPTY_BOX.sub(" ", text)
     boxed = last_boxed(text)
     if boxed is not None:
         return boxed, "boxed"
