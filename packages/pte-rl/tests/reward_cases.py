@@ -113,6 +113,11 @@ COMPLETIONS = [
     ("612", "17 * 36 = 512\n\nThe answer is \\boxed{}.", 0.0),
     ("9", "\\boxed{9} and then \\boxed{ }", 1.0),
     ("7", "Put it in \\fbox{} like \\boxed{  }. So 7.", 1.0),
+    # a verdict after "answer is" is not the answer
+    ("44", "22 * 2 = 44\n\nYour answer is correct.", 1.0),
+    ("44", "22 * 2 = 45\n\nYour answer is correct.", 0.0),
+    ("18", "2 * 9 = 18\n\nYour answer is correct, but I'll be more precise.", 1.0),
+    ("6", "The answer is as follows: 2 * 3 = 6", 1.0),
     ("(1,2)", "\\boxed{(1, 2)}", 1.0),
     ("3", "\\boxed{\\text{3}}", 1.0),
     ("3", "\\boxed{{3}}", 1.0),

@@ -56,9 +56,17 @@ class BoundedCache(Cache):
         listeners: called with every :class:`EvictionEvent` (e.g. a thought encoder).
     """
 
-    def __init__(self, policy=None, num_layers: int = 0, listeners: list[Listener] | None = None):
+    def __init__(self, policy=None, num_layers: int = 0, listeners: list[Listener] | None = None,
+                 keep_graph: bool = False):
         super().__init__(layers=[])
         self.policy = policy
+        # keep_graph: stored K/V keep their autograd graph (buffers are rebuilt out of place), so a
+        # loss reaches every earlier token, evicted ones through the listeners too. Memory grows
+        # with the sequence: it is the exact-gradient oracle for replay, not a training mode.
+        self.keep_graph = keep_graph
+        # tape: optional recorder (see pte_rl.replay) that receives the stored K/V as leaves and the
+        # new K/V with their graph, so gradients can be routed to the forward that produced them.
+        self.tape = None
         self.num_layers = num_layers
         self.listeners: list[Listener] = list(listeners or [])
         self.keys: list[torch.Tensor | None] = [None] * num_layers
@@ -209,13 +217,22 @@ class BoundedCache(Cache):
                 grown = buf.new_zeros(batch, heads, self.positions.shape[1], dim)
                 grown[:, :, : buf.shape[2]] = buf
                 buffers[layer_idx] = buf = grown
+            if self.keep_graph:
+                buffers[layer_idx] = buf = buf.transpose(1, 2).index_put((rows, write), new.transpose(1, 2)).transpose(1, 2)
+                out.append(buf[:, :, :kv_len])
+                continue
             # index_put, not scatter_: CPU scatter_ has no fast bf16 path (25x slower there)
             buf.transpose(1, 2).index_put_((rows, write), new.detach().transpose(1, 2))
             view = buf[:, :, :kv_len]
-            # The stored cache never carries a graph (it is context, as in the paper's replay);
-            # the new tokens keep theirs so a chunk's loss reaches the adapter through them.
+            # The stored cache carries no graph; the new tokens keep theirs so a chunk's loss
+            # reaches the adapter through them. A tape turns the stored part into a leaf whose
+            # gradient it routes back to the forward pass that produced those tokens.
             if new.requires_grad:
+                if self.tape is not None:
+                    view = self.tape.leaf(layer_idx, view, self.positions[:, :kv_len])
                 view = view.transpose(1, 2).index_put((rows, write), new.transpose(1, 2)).transpose(1, 2)
+                if self.tape is not None:
+                    self.tape.produced(layer_idx, new, torch.gather(self.positions, 1, write))
             out.append(view)
         return out[0], out[1]
 

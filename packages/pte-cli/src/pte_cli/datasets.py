@@ -5,15 +5,19 @@ from __future__ import annotations
 import random
 
 INSTRUCTION = "Put the final answer in \\boxed{}."
+HELDOUT_SEED = 1_000_003  # the default job's held-out problems; training uses --seed (0)
 
 
-def arithmetic(n: int, seed: int = 0, max_operand: int = 50) -> list[dict]:
-    """Two- and three-operand integer problems, e.g. 'What is 12 + 7 * 3?'."""
+def arithmetic(n: int, seed: int = 0, max_operand: int = 50, max_terms: int = 3, operators: str = "+-*") -> list[dict]:
+    """Integer problems with 2 to ``max_terms`` operands in [1, max_operand], e.g. 'What is 12 + 7 * 3?'.
+
+    Two operands twice as often as three. The answer uses the usual precedence.
+    """
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        terms = [rng.randint(1, max_operand) for _ in range(rng.choice((2, 2, 3)))]
-        ops = [rng.choice("+-*") for _ in terms[1:]]
+        terms = [rng.randint(1, max_operand) for _ in range(rng.choice((2, 2, 3)) if max_terms >= 3 else 2)]
+        ops = [rng.choice(operators) for _ in terms[1:]]
         expr = str(terms[0]) + "".join(f" {o} {t}" for o, t in zip(ops, terms[1:]))
         value = _evaluate(terms, ops)
         rows.append({
@@ -23,6 +27,20 @@ def arithmetic(n: int, seed: int = 0, max_operand: int = 50) -> list[dict]:
             "source": "arithmetic",
         })
     return rows
+
+
+def heldout_arithmetic(n: int, exclude: set[str], seed: int = HELDOUT_SEED, **options) -> list[dict]:
+    """``n`` problems from their own seed, none of whose prompts is in ``exclude`` (the training set)."""
+    out, chunk, seen = [], 0, set(exclude)
+    while len(out) < n:
+        for row in arithmetic(4 * n, seed + chunk, **options):
+            if row["prompt"] not in seen:
+                seen.add(row["prompt"])
+                out.append(row)
+        chunk += 1
+        if chunk > 50:
+            raise ValueError("cannot find enough held-out problems outside the training set; widen the options")
+    return out[:n]
 
 
 def _evaluate(terms: list[int], ops: list[str]) -> int:

@@ -13,6 +13,7 @@ from .main import cache_options, cli, model_options, validate_common
 from .options import PluginName
 
 DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
+DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them in the training set"
 
 
 @cli.command()
@@ -26,6 +27,11 @@ DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help=f"JSONL with 'prompt' and 'answer' [default: {DEFAULT_DATA}].")
 @click.option("--skip-bad-rows", is_flag=True, help="Report and skip malformed data rows instead of stopping.")
+@click.option("--eval-data", "eval_path", type=click.Path(dir_okay=False), default=None,
+              help="JSONL held-out set: greedy accuracy before, during (--eval-every) and after training "
+                   f"[default with built-in data: {DEFAULT_EVAL}; otherwise none].")
+@click.option("--eval-every", type=click.IntRange(0), default=0, show_default=True,
+              help="Held-out eval every N steps (0: only before and after training).")
 @click.option("--output-dir", default="runs/pte", show_default=True, help="Checkpoints, metrics, TensorBoard.")
 @click.option("--max-steps", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--prompts-per-step", type=click.IntRange(1), default=4, show_default=True,
@@ -60,6 +66,10 @@ DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
               help="Rows per replay pass with gradients (bounds backward memory).")
 @click.option("--replay-chunk", type=click.IntRange(1), default=32, show_default=True,
               help="Max tokens per replay chunk (bounds backward memory).")
+@click.option("--replay-graph", type=click.Choice(["window", "chunk", "exact"]), default="window", show_default=True,
+              help="How far a chunk's loss reaches back: window = the prompt and every cached token (memory "
+                   "bounded by the window); chunk = the chunk alone (cheapest, biased); exact = everything "
+                   "(memory grows with length; for checks).")
 @click.option("--lora-alpha", type=click.FloatRange(0, min_open=True), default=None,
               help="LoRA alpha (scale alpha/r) [default: r].")
 @click.option("--target-modules", default=None,

@@ -27,6 +27,23 @@ def _problems(kw):
     return problems
 
 
+def _eval_problems(kw, train_problems):
+    from pte_rl.data import DataError, Problem, load_problems
+
+    from .datasets import heldout_arithmetic
+
+    if kw["eval_path"] is not None:
+        try:
+            return load_problems(kw["eval_path"], kw["skip_bad_rows"])[0]
+        except DataError as err:
+            raise click.UsageError(str(err)) from None
+    if kw["data_path"] is not None:
+        return []
+    seen = {p.prompt for p in train_problems}
+    return [Problem(r["prompt"], r["answer"], {k: r[k] for k in ("id", "source")})
+            for r in heldout_arithmetic(64, seen)]
+
+
 def _train_config(kw):
     from pydantic import ValidationError
 
@@ -63,6 +80,7 @@ def run_train(choices, kw):
 
     config = _train_config(kw)
     problems = _problems(kw)
+    eval_problems = _eval_problems(kw, problems)
     rewards = kw["rewards"] or (("math", 1.0),)
     reward = build_reward(rewards, choices["extra"])
     eviction: Choice = choices["eviction"]
@@ -75,6 +93,8 @@ def run_train(choices, kw):
         "rewards": [{"name": n, "weight": w} for n, w in rewards],
         "lora": lora.model_dump(), "train": config.model_dump(),
         "data": kw["data_path"] or "builtin:arithmetic", "num_problems": len(problems),
+        "eval_data": kw["eval_path"] or ("builtin:arithmetic-heldout" if eval_problems else None),
+        "num_eval_problems": len(eval_problems),
     }
     if kw["dry_run"]:
         click.echo(json.dumps(resolved, indent=2))
@@ -100,6 +120,9 @@ def run_train(choices, kw):
     for p in problems:
         ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.prompt, system))
         require_fits(policy, ids, f"{kw['data_path']}:{p.line}" if p.line else "built-in data")
+    for p in eval_problems:
+        ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.prompt, system))
+        require_fits(policy, ids, f"{kw['eval_path']}:{p.line}" if p.line else "built-in held-out data")
     manifest = AdapterManifest(
         pte_version=_version(), base_model=choices["backend"].config.model, lora=lora,
         encoder=encoder.name, encoder_options=encoder.options(), eviction=eviction.name,
@@ -110,7 +133,7 @@ def run_train(choices, kw):
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(resolved, indent=2))
     trainer = Trainer(pte, tokenizer, eviction.build, reward, problems, config, manifest,
-                      eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info)
+                      eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info, eval_problems=eval_problems)
     result = trainer.train()
     for _, r, _ in reward.parts:
         getattr(r, "close", lambda: None)()
@@ -122,7 +145,8 @@ def run_train(choices, kw):
         click.echo(
             f"pte train: steps {result['start_step']}->{config.max_steps} in {time.time() - t0:.0f}s; "
             f"mean reward first {k} steps {first:.3f} -> last {k} steps {last:.3f}; "
-            f"checkpoint {result['checkpoint']}; metrics {out / 'metrics.jsonl'}"
+            + _heldout_line(result.get("eval_before"), result.get("eval_after"))
+            + f"checkpoint {result['checkpoint']}; metrics {out / 'metrics.jsonl'}"
         )
     if dist_info.world > 1:
         import gc
@@ -134,6 +158,15 @@ def run_train(choices, kw):
         dist.barrier()
         dist.destroy_process_group()
         gc.collect()
+
+
+def _heldout_line(before, after) -> str:
+    """``held-out accuracy 0.24 -> 0.41 (n=64, 95% CI ...)``, or nothing when there was no eval."""
+    if not after:
+        return ""
+    ci = f"[{after['eval/accuracy_ci_low']:.2f}, {after['eval/accuracy_ci_high']:.2f}]"
+    start = f"{before['eval/accuracy']:.3f} -> " if before and "eval/accuracy" in before else ""
+    return f"held-out accuracy {start}{after['eval/accuracy']:.3f} (greedy, n={after['eval/n']}, 95% CI {ci}); "
 
 
 def _version() -> str:

@@ -44,6 +44,18 @@ class MetricsLogger:
                     self.writer.add_scalar(key, value, step)
             self.writer.flush()
 
+    def read(self, step: int) -> dict | None:
+        """The logged metrics of ``step`` (the last line for it), or None."""
+        if not self.path.exists():
+            return None
+        found = None
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row.get("step") == step:
+                    found = {k: v for k, v in row.items() if k != "step"}
+        return found
+
     def truncate_after(self, step: int) -> None:
         """On resume, drop lines of steps that will be redone."""
         if not self.enabled or not self.path.exists():

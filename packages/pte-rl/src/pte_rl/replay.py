@@ -1,23 +1,36 @@
 """Recompute completion log-probs chunk by chunk under a recorded eviction schedule.
 
 Between two eviction events the cache content and the thought state are fixed, so a chunk is
-one teacher-forced forward over (kept cache + chunk). The prompt (but its last token) is fed
-without grad: it is context, like every stored token. With unchanged weights this reproduces the
-sampling log-probs; with gradients, ``on_chunk`` receives each chunk's log-probs and may call
-``backward`` right away, so activation memory is bounded by window x chunk, not by length
-(the stored cache is context without a graph, method.md §3).
+one teacher-forced forward over (kept cache + chunk). With unchanged weights this reproduces the
+sampling log-probs; with gradients, ``on_chunk`` receives each chunk's log-probs and returns its
+loss. How far a chunk's loss reaches back is the ``graph`` mode:
+
+- ``"window"`` (default): the loss reaches every token the chunk attends to: the prompt and the
+  generated tokens still in the cache. Each forward's graph is kept while its tokens are in the
+  cache; the stored K/V enter later chunks as leaves whose gradients are routed back (by
+  absolute position) to the forward that produced them, which runs its backward once its tokens
+  are evicted (or at the end). Memory is bounded by the window, not the completion. Cut: paths
+  through two evictions (a token's influence on a token that left before the loss was taken)
+  and the thought state's inputs (the state sees evicted K/V as constants).
+- ``"chunk"``: each chunk backpropagates alone; the prompt and every stored token are constants.
+  Cheapest; on the default model its gradient has cosine ~0.7-0.8 to the exact one.
+- ``"exact"``: every stored token, evicted ones and the thought state's inputs keep their graph,
+  one backward at the end. Memory grows with the completion: the oracle for tests/benchmarks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 
 from .policy import PTEModel, token_logprobs
 from .rollout import Completion, left_pad
 
-ChunkFn = Callable[[torch.Tensor, torch.Tensor, slice], None]
+ChunkFn = Callable[[torch.Tensor, torch.Tensor, slice], "torch.Tensor | None"]
+GraphMode = Literal["window", "chunk", "exact"]
+GRAPH_MODES = ("window", "chunk", "exact")
 
 
 def chunk_spans(completions: list[Completion], max_chunk: int) -> list[tuple[int, int]]:
@@ -31,6 +44,85 @@ def chunk_spans(completions: list[Completion], max_chunk: int) -> list[tuple[int
     return spans
 
 
+class _Forward:
+    """One replay forward pass: its new K/V (with graph) per (layer, k|v), where they sit, and
+    the stored K/V it read as leaves."""
+
+    def __init__(self):
+        self.outs: dict[tuple[int, int], torch.Tensor] = {}
+        self.grads: dict[tuple[int, int], torch.Tensor] = {}
+        self.positions: torch.Tensor | None = None  # [B, q] absolute positions, -1 for pads
+        self.leaves: list[tuple[tuple[int, int], torch.Tensor, torch.Tensor]] = []
+
+
+class GradTape:
+    """Routes gradients of stored K/V back to the forward that produced them (``graph="window"``)."""
+
+    def __init__(self):
+        self.live: list[_Forward] = []
+        self.current = _Forward()
+
+    # ---- called by the cache inside a forward (k first, then v, for every layer)
+    def leaf(self, layer: int, view: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        which = sum(1 for (lay, _), _, _ in self.current.leaves if lay == layer)
+        leaf = view.detach().requires_grad_(True)
+        self.current.leaves.append(((layer, which), leaf, positions.clone()))
+        return leaf
+
+    def produced(self, layer: int, new: torch.Tensor, positions: torch.Tensor) -> None:
+        which = sum(1 for lay, _ in self.current.outs if lay == layer)
+        self.current.outs[(layer, which)] = new
+        self.current.grads[(layer, which)] = torch.zeros_like(new)
+        self.current.positions = positions.clone()
+
+    # ---- called by replay
+    def close_forward(self) -> None:
+        if self.current.outs:
+            self.live.append(self.current)
+        self.current = _Forward()
+
+    def route(self) -> None:
+        """Move every leaf gradient into the K/V gradients of the live forwards holding those tokens."""
+        for fwd in self.live:
+            for key, leaf, positions in fwd.leaves:
+                if leaf.grad is None:
+                    continue
+                g = leaf.grad
+                leaf.grad = None
+                for target in self.live:
+                    if target is fwd or key not in target.grads:
+                        continue
+                    t = target.positions
+                    match = (positions[:, None, :] == t[:, :, None]) & (t >= 0)[:, :, None]  # [B, q, L]
+                    if bool(match.any()):
+                        target.grads[key] += torch.einsum("bql,bhld->bhqd", match.to(g.dtype), g).to(
+                            target.grads[key].dtype)
+
+    def backward_forward(self, fwd: _Forward) -> None:
+        """Backpropagate a forward's K/V with the gradient gathered for them, then free it."""
+        self.route()
+        keys = [k for k, out in fwd.outs.items() if out.requires_grad]
+        grads = [fwd.grads[k] for k in keys]
+        if keys and any(bool(g.any()) for g in grads):
+            torch.autograd.backward([fwd.outs[k] for k in keys], grads)
+            self.route()  # what it sent further back, to the forwards before it
+        self.live.remove(fwd)
+
+    def release_evicted(self, cache) -> None:
+        """Backpropagate (and free) every forward none of whose tokens is in the cache any more."""
+        held = cache.positions
+        for fwd in list(self.live):
+            p = fwd.positions
+            still = (held[:, :, None] == p[:, None, :]).any(1) & (p >= 0)
+            if not bool(still.any()):
+                self.backward_forward(fwd)
+
+    def finish(self) -> None:
+        """At the end: the remaining forwards, newest first (each one's gradient is then complete)."""
+        for fwd in reversed(list(self.live)):
+            self.backward_forward(fwd)
+
+
 def replay_logprobs(
     pte: PTEModel,
     completions: list[Completion],
@@ -40,14 +132,19 @@ def replay_logprobs(
     pad_id: int = 0,
     logit_chunk: int = 1024,
     with_entropy: bool = False,
+    graph: GraphMode = "chunk",
 ):
     """Log-probs ``[B, T]`` of every completion token (zeros past each row's end).
 
     Runs in whatever grad mode is active. ``on_chunk(logprobs, mask, cols)`` receives each
     piece's ``[B, n]`` log-probs for token columns ``cols`` as soon as they exist (the prompt
-    prefill predicts column 0; inputs ``[s, e)`` predict columns ``[s+1, e+1)``); the returned
-    tensors are detached. Returns ``(logprobs, entropy or None)``.
+    prefill predicts column 0; inputs ``[s, e)`` predict columns ``[s+1, e+1)``) and may return a
+    scalar loss, which replay backpropagates as ``graph`` says (returning None and calling
+    ``backward`` itself only works with ``graph="chunk"``). The returned tensors are detached.
+    Returns ``(logprobs, entropy or None)``.
     """
+    if graph not in GRAPH_MODES:
+        raise ValueError(f"graph must be one of {GRAPH_MODES}, got {graph!r}")
     device = pte.device
     batch = len(completions)
     length = max(len(c.token_ids) for c in completions)
@@ -63,34 +160,59 @@ def replay_logprobs(
             events.setdefault(step, [[] for _ in range(batch)])[b] = positions
 
     grad = torch.is_grad_enabled()
-    state = pte.new_state(batch, replay=grad)
+    mode = graph if grad else "chunk"
+    state = pte.new_state(batch, replay=grad and mode != "exact")
     cache = pte.new_cache(None, state)
+    tape = None
+    if mode == "window":
+        tape = cache.tape = GradTape()
+    cache.keep_graph = mode == "exact"
     logprobs = torch.zeros(batch, length, device=device)
     entropy = torch.zeros(batch, length, device=device) if with_entropy else None
+    total: list[torch.Tensor] = []
 
     def emit(hidden, cols: slice):
         lp, ent = token_logprobs(pte, hidden, tokens[:, cols], temperature, logit_chunk, with_entropy)
         mask = valid[:, cols]
         lp = lp * mask
         if on_chunk is not None:
-            on_chunk(lp, mask, cols)
+            loss = on_chunk(lp, mask, cols)
+            if loss is not None and loss.requires_grad:
+                if mode == "exact":
+                    total.append(loss)
+                else:
+                    loss.backward(retain_graph=tape is not None)
+                    if tape is not None:
+                        tape.route()
         logprobs[:, cols] = lp.detach()
         if entropy is not None:
             entropy[:, cols] = ent * mask
 
+    def forward(ids, real):
+        if state.replay:  # every forward gets its own graph of the state (it may be backpropagated alone)
+            state.refresh()
+        hidden = pte.forward(ids, real, cache, state, evict=False)
+        if tape is not None:
+            tape.close_forward()
+        return hidden
+
     ids, real = left_pad([c.prompt_ids for c in completions], pad_id, device)
     if ids.shape[1] > 1:
-        # the prompt is context, like every stored token: only its last position (which predicts
-        # token 0) runs with grad, so prompt activations are never kept for backward
-        with torch.no_grad():
-            pte.forward(ids[:, :-1], real[:, :-1], cache, state, evict=False)
-    emit(pte.forward(ids[:, -1:], real[:, -1:], cache, state, evict=False), slice(0, 1))
+        # chunk mode: the prompt is context, like every stored token: only its last position
+        # (which predicts token 0) runs with grad, so prompt activations are never kept
+        with torch.set_grad_enabled(grad and mode != "chunk"):
+            forward(ids[:, :-1], real[:, :-1])
+    emit(forward(ids[:, -1:], real[:, -1:]), slice(0, 1))
     for s, e in chunk_spans(completions, max_chunk):
         if s in events:
             cache.evict_positions(events[s])
-        if grad:
-            state.refresh()
+            if tape is not None:
+                tape.release_evicted(cache)
         # input j is fed only if token j+1 exists, exactly as during sampling
-        hidden = pte.forward(tokens[:, s:e], valid[:, s + 1 : e + 1], cache, state, evict=False)
+        hidden = forward(tokens[:, s:e], valid[:, s + 1 : e + 1])
         emit(hidden, slice(s + 1, e + 1))
+    if tape is not None:
+        tape.finish()
+    if total:
+        torch.stack(total).sum().backward()
     return logprobs, entropy

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import Problem
+from .evaluation import evaluate_counts, summarize_counts
 from .grpo import group_advantages, per_token_loss, token_weights
 from .metrics import MetricsLogger, peak_memory_mb
 from .replay import replay_logprobs
@@ -60,7 +61,13 @@ class TrainConfig(BaseModel):
         "bounds the only memory that grows with completion length.")
     replay_sub_batch_size: int = Field(8, gt=0, description="Rows per replay (backward) pass.")
     replay_chunk: int = Field(32, gt=0, description="Max tokens per replay chunk.")
+    replay_graph: Literal["window", "chunk", "exact"] = Field(
+        "window", description="How far a chunk's loss reaches back in replay: window (prompt and every "
+        "cached token), chunk (the chunk alone), exact (everything; memory grows with length).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
+    eval_every: int = Field(0, ge=0, description="Held-out eval every N steps (0: only before and after "
+                            "training); needs eval problems.")
+    eval_batch_size: int = Field(64, gt=0, description="Rows per greedy held-out eval batch.")
     seed: int = 0
     resume: bool = False
     profile_steps: int = Field(0, ge=0)
@@ -96,12 +103,14 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 class Trainer:
     def __init__(self, pte, tokenizer, policy_factory: Callable[[], object], reward, problems: list[Problem],
                  config: TrainConfig, manifest, eos: list[int], prompt_ids: Callable[[str], list[int]],
-                 dist_info: Dist | None = None, progress: bool = True):
+                 dist_info: Dist | None = None, progress: bool = True,
+                 eval_problems: list[Problem] | None = None):
         self.pte = pte
         self.tokenizer = tokenizer
         self.policy_factory = policy_factory
         self.reward = reward
         self.problems = problems
+        self.eval_problems = eval_problems or []
         self.config = config
         self.manifest = manifest
         self.eos = eos
@@ -237,7 +246,11 @@ class Trainer:
 
         stats = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0}
         t1 = time.perf_counter()
-        for iteration in range(c.num_iterations):
+        # every group flat on every rank: no policy gradient, only the KL term would move the
+        # adapter, so the step is skipped (counted in `skipped_step`) instead of spending a replay
+        flat = self._all_sum([float(bool(zero_std.all()))])[0] == self.dist.world
+        grad_norm = torch.zeros(())
+        for iteration in range(0 if flat else c.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
             for idx in self._buckets(completions, c.replay_sub_batch_size):
                 self._replay_backward([completions[i] for i in idx], idx, old_lp, ref_lp, adv, weights,
@@ -254,6 +267,7 @@ class Trainer:
             **{f"reward/{name}/mean": sum(r.value for r in res) / len(res) for name, res in parts.items()},
             "accuracy": float(sum(r.value >= 1.0 for r in next(iter(parts.values()))) / len(completions)),
             "frac_reward_zero_std": float(zero_std.float().mean()),
+            "skipped_step": float(flat),
             "kl": stats["kl"] / n_tok,
             "entropy": stats["entropy"] / n_tok,
             "loss": stats["loss"] / c.num_iterations,
@@ -289,7 +303,6 @@ class Trainer:
             loss_tok, st = per_token_loss(lp, old, ref, adv[idx_t], c.beta, c.epsilon, c.epsilon_high)
             w = weights[idx_t][:, None] * mask
             loss = (loss_tok * w).sum()
-            loss.backward()
             m = mask.float()
             stats["loss"] += float(loss.detach())
             stats["tokens"] += float(m.sum())
@@ -297,9 +310,11 @@ class Trainer:
             stats["clip_high"] += float((st["clip_high"] * m).sum())
             if "kl" in st:
                 stats["kl"] += float((st["kl"] * m).sum())
+            return loss  # replay backpropagates it as replay_graph says
 
         _, entropy = replay_logprobs(self.pte, batch, c.temperature, max_chunk=c.replay_chunk, on_chunk=on_chunk,
-                            pad_id=self.tokenizer.pad_token_id or 0, with_entropy=first)
+                                     pad_id=self.tokenizer.pad_token_id or 0, with_entropy=first,
+                                     graph=c.replay_graph)
         if entropy is not None:
             stats["entropy"] += float(entropy.sum())
 
@@ -351,11 +366,20 @@ class Trainer:
                 start = load_checkpoint(found, self.pte, self.optimizer, self.scheduler)
                 self.logger.truncate_after(start)
         history = []
+        eval_before = self.logger.read(0) if start > 0 else None
+        if self.eval_problems and start == 0:
+            eval_before = self.evaluate()
+            self.logger.log(0, eval_before)
+        eval_after = None
         bar = tqdm(range(start, c.max_steps), initial=start, total=c.max_steps, desc="train", unit="step",
                    disable=not (self.progress and self.dist.main), dynamic_ncols=True)
         profiler = self._profiler()
         for step in bar:
             metrics = self.step(step)
+            last = step + 1 == c.max_steps
+            if self.eval_problems and (last or (c.eval_every and (step + 1) % c.eval_every == 0)):
+                eval_after = self.evaluate()
+                metrics.update(eval_after)
             history.append(metrics)
             self.logger.log(step + 1, metrics)
             bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['step_time']:.1f}")
@@ -364,7 +388,6 @@ class Trainer:
                 if step + 1 - start >= c.profile_steps:
                     profiler.stop()
                     profiler = None
-            last = step + 1 == c.max_steps
             if self.dist.main and ((c.save_every and (step + 1) % c.save_every == 0) or last):
                 self.save(step + 1)
             if self.dist.world > 1:
@@ -372,8 +395,21 @@ class Trainer:
         if profiler is not None:
             profiler.stop()
         self.logger.close()
-        return {"start_step": start, "history": history,
+        return {"start_step": start, "history": history, "eval_before": eval_before, "eval_after": eval_after,
                 "checkpoint": str(latest_checkpoint(c.output_dir) or "")}
+
+    def evaluate(self) -> dict:
+        """Greedy held-out accuracy under the training cache (each rank a shard, counts summed)."""
+        c = self.config
+        t0 = time.perf_counter()
+        mine = self.eval_problems[self.dist.rank :: self.dist.world]
+        sums = evaluate_counts(self.pte, self.tokenizer, mine, self._encode, self.policy_factory, self.reward,
+                               self.eos, c.max_new_tokens, c.eval_batch_size)
+        keys = sorted(sums)
+        totals = self._all_sum([sums[k] for k in keys])
+        out = summarize_counts(dict(zip(keys, totals)))
+        out["time/eval"] = time.perf_counter() - t0
+        return out
 
     def save(self, step: int) -> Path:
         return save_checkpoint(self.config.output_dir, step, self.pte, self.manifest, self.optimizer,

@@ -13,6 +13,7 @@ import re
 MAX_ANSWER = 1000  # characters: longer "answers" are not answers
 
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
+_VERDICT = re.compile(r"(?:incorrect|correct|wrong|right|incomplete|as follows|below|above)\b", re.IGNORECASE)
 _EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{\s*\}")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
@@ -58,7 +59,8 @@ def extract_answer(text: str) -> tuple[str | None, str]:
     boxed = last_boxed(text)
     if boxed is not None:
         return boxed, "boxed"
-    matches = list(_ANSWER_IS.finditer(text[-20000:]))
+    # "Your answer is correct." is a verdict, not an answer: such matches are ignored
+    matches = [m for m in _ANSWER_IS.finditer(text[-20000:]) if not _VERDICT.match(text[-20000:], m.end())]
     if matches:
         tail = text[-20000:][matches[-1].end() :]
         line = tail.split("\n", 1)[0].strip()

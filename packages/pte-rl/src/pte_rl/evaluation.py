@@ -1,0 +1,68 @@
+"""Held-out accuracy of the policy: greedy completions under the training cache, scored by the
+training reward. The trainer runs it before training, every ``eval_every`` steps and at the end,
+so a run reports how much it changed what the model does on problems it never trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from .data import Problem
+from .rollout import SamplingConfig, sample
+
+
+def wilson_interval(correct: float, n: float, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion (sane at 0 and 1, unlike the normal one)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@torch.no_grad()
+def evaluate_counts(pte, tokenizer, problems: list[Problem], encode: Callable[[str], list[int]],
+                    policy_factory: Callable[[], object], reward, eos: list[int], max_new_tokens: int,
+                    batch_size: int = 64) -> dict[str, float]:
+    """Sums over ``problems`` (so ranks can add them up): correct, n, reward, tokens, truncated.
+
+    A completion is correct when the first reward component scores 1 (the task reward; shaping
+    terms such as ``format`` come after it).
+    """
+    sums = {"correct": 0.0, "n": 0.0, "reward": 0.0, "tokens": 0.0, "truncated": 0.0}
+    greedy = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0)
+    # longest prompts first, in batches of similar length, so little padding is fed
+    order = sorted(range(len(problems)), key=lambda i: -len(encode(problems[i].prompt)))
+    for s in range(0, len(order), batch_size):
+        batch = [problems[i] for i in order[s : s + batch_size]]
+        done = sample(pte, [encode(p.prompt) for p in batch], policy_factory(), greedy, eos,
+                      pad_id=tokenizer.pad_token_id or 0)
+        texts = [tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in done]
+        columns = {k: [p.extra.get(k) for p in batch] for k in sorted({k for p in batch for k in p.extra})}
+        parts = reward.score_parts(texts, [p.answer for p in batch], **columns)
+        task = next(iter(parts.values()))
+        sums["correct"] += sum(r.value >= 1.0 for r in task)
+        sums["reward"] += sum(reward.total(parts))
+        sums["n"] += len(batch)
+        sums["tokens"] += sum(len(c.token_ids) for c in done)
+        sums["truncated"] += sum(not c.finished for c in done)
+    return sums
+
+
+def summarize_counts(sums: dict[str, float]) -> dict[str, float]:
+    """Metrics (``eval/...``) from the summed counts of :func:`evaluate_counts`."""
+    n = max(sums["n"], 1.0)
+    low, high = wilson_interval(sums["correct"], sums["n"])
+    return {
+        "eval/accuracy": sums["correct"] / n,
+        "eval/accuracy_ci_low": low,
+        "eval/accuracy_ci_high": high,
+        "eval/n": int(sums["n"]),
+        "eval/reward": sums["reward"] / n,
+        "eval/mean_length": sums["tokens"] / n,
+        "eval/truncation_rate": sums["truncated"] / n,
+    }
