@@ -2,7 +2,7 @@
 steps, then evaluated with the untrained Baseline on a held-out split under a tight cache and the
 full cache.
 
-    python benchmarks/method_table.py [--steps 30] [--window 64] [--seeds 0] [--out runs/method-table]
+    python benchmarks/method_table.py [--steps 20] [--window 54] [--seeds 0] [--out runs/method-table]
 
 Methods (all `pte train` with the default recipe otherwise):
     LoRA    full cache during RL, encoder none
@@ -45,11 +45,12 @@ def pte(*args: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--window", type=int, default=64, help="Tight cache budget per row, prompt included.")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--window", type=int, default=54, help="Tight cache budget per row, prompt included "
+                    "(prompts are ~48-52 tokens: 54 leaves a few generated tokens in view).")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--heldout", type=int, default=128, help="Held-out problems.")
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--data-options", nargs="*", default=[], help="Extra `pte data arithmetic` options.")
     ap.add_argument("--out", default="runs/method-table")
     args = ap.parse_args()

@@ -38,11 +38,11 @@ def main() -> None:
     from pte_cache import LRUPromptKeep, PolicyConfig
     from pte_cli.datasets import arithmetic
     from pte_lora import load_adapter, read_manifest
-    from pte_rl import HFBackend, PTEModel, SamplingConfig, chat_prompt, eos_ids, replay_logprobs, sample
+    from pte_rl import HFBackend, HFConfig, PTEModel, SamplingConfig, chat_prompt, eos_ids, replay_logprobs, sample
     from pte_thought import ProgressiveEncoder
 
     torch.manual_seed(0)
-    model, tok = HFBackend().load()
+    model, tok = HFBackend(HFConfig(dtype="float32")).load()
     lora = read_manifest(args.adapter).lora if args.adapter else None
     pte = PTEModel(model, ProgressiveEncoder(), lora)
     if args.adapter:
@@ -58,7 +58,6 @@ def main() -> None:
     comps = sample(pte, prompts, policy, cfg, eos_ids(model, tok), pad_id=tok.pad_token_id,
                    generator=torch.Generator().manual_seed(0))
     weights = torch.randn(len(comps), args.tokens + 1, generator=torch.Generator().manual_seed(5))
-    groups = {"lora_A": [], "lora_B(=A)": [], "encoder": []}
     params = pte.trainable_parameters()
     names = [f"{m}.{ab}" for m in pte.lora.modules for ab in ("lora_A", "lora_B")]
     names += [f"encoder.{n}" for n, p in pte.encoder.named_parameters() if p.requires_grad]

@@ -28,12 +28,12 @@ def main() -> None:
     import torch
 
     from pte_cache import LRUPromptKeep, PolicyConfig
-    from pte_rl import HFBackend, PTEModel, SamplingConfig, chat_prompt, eos_ids, sample
+    from pte_rl import HFBackend, HFConfig, PTEModel, SamplingConfig, chat_prompt, eos_ids, sample
     from pte_thought import ProgressiveEncoder, StateProbe, ThoughtConfig
 
     options = dict(o.split("=", 1) for o in args.options)
     config = ThoughtConfig(**options)
-    model, tok = HFBackend().load()
+    model, tok = HFBackend(HFConfig(dtype="float32")).load()
     pte = PTEModel(model, ProgressiveEncoder(config))
     probes = []
     new_cache = pte.new_cache

@@ -10,9 +10,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def smollm2():
-    from pte_rl import HFBackend
+    from pte_rl import HFBackend, HFConfig
 
-    return HFBackend().load()
+    # fp32 whatever the machine: the exactness tests below are about the cache, not bf16 kernels
+    return HFBackend(HFConfig(dtype="float32")).load()
 
 
 @pytest.fixture(scope="session")

@@ -67,9 +67,12 @@ def _train_args(model_dir, out, steps, *extra):
 
 def test_train_tiny_model_then_generate_with_adapter(tiny_model_dir, tmp_path):
     res = run_pte(*_train_args(tiny_model_dir, tmp_path / "run", 2))
-    assert "pte train: steps 0->2" in res.stdout
-    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and "reward" in json.loads(lines[0])
+    assert "pte train: steps 0->2" in res.stdout and "held-out accuracy" in res.stdout
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # step 0: the built-in held-out set before training; the last step carries the eval after it
+    assert [x["step"] for x in lines] == [0, 1, 2] and "reward" in lines[1]
+    assert lines[0]["eval/n"] == 64 and "eval/accuracy" in lines[2] and "eval/accuracy" not in lines[1]
+    assert f"held-out accuracy {lines[0]['eval/accuracy']:.3f} -> {lines[2]['eval/accuracy']:.3f}" in res.stdout
     adapter = tmp_path / "run" / "checkpoints" / "step-000002" / "adapter"
     assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "thought_encoder.safetensors").is_file()
     res = run_pte("generate", "--model", str(tiny_model_dir), "--adapter", str(adapter), "--prompt", "hi",
@@ -78,6 +81,22 @@ def test_train_tiny_model_then_generate_with_adapter(tiny_model_dir, tmp_path):
     res = run_pte("generate", "--model", str(tiny_model_dir), "--adapter", str(adapter), "--encoder", "none",
                   "--prompt", "hi", check=False)
     assert res.returncode == 2 and "conflicts with the adapter" in res.stderr
+
+
+def test_eval_data_every_n_steps(tiny_model_dir, tmp_path):
+    held = tmp_path / "held.jsonl"
+    held.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(5)))
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"prompt": "What is 1 + 1?", "answer": "2"}) + "\n")
+    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "run", 3, "--data", str(data), "--eval-data", str(held),
+                               "--eval-every", "2"))
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [x["step"] for x in lines if "eval/accuracy" in x]
+    assert evals == [0, 2, 3] and all(x["eval/n"] == 5 for x in lines if "eval/n" in x)
+    assert "(greedy, n=5, 95% CI [" in res.stdout
+    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "r2", 1, "--data", str(data)))
+    assert "held-out" not in res.stdout  # own data and no --eval-data: no eval, none invented
 
 
 def test_bad_training_data_refuses_to_start(tiny_model_dir, tmp_path):
@@ -101,7 +120,8 @@ def test_torchrun_two_processes_gloo(tiny_model_dir, tmp_path):
     res = run_pte(*_train_args(tiny_model_dir, tmp_path / "ddp", 2, "--nproc-per-node", "2"), timeout=900)
     assert "pte train: steps 0->2" in res.stdout
     lines = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
-    assert len(lines) == 2 and all(x["grad_norm"] >= 0 for x in lines)
+    assert [x["step"] for x in lines] == [0, 1, 2] and all(x["grad_norm"] >= 0 for x in lines[1:])
+    assert lines[0]["eval/n"] == lines[2]["eval/n"] == 64  # each rank scored a shard; counts summed
     assert (tmp_path / "ddp" / "checkpoints" / "step-000002" / "adapter").is_dir()
 
 

@@ -8,10 +8,13 @@ INSTRUCTION = "Put the final answer in \\boxed{}."
 HELDOUT_SEED = 1_000_003  # the default job's held-out problems; training uses --seed (0)
 
 
-def arithmetic(n: int, seed: int = 0, max_operand: int = 50, max_terms: int = 3, operators: str = "+-*") -> list[dict]:
-    """Integer problems with 2 to ``max_terms`` operands in [1, max_operand], e.g. 'What is 12 + 7 * 3?'.
+def arithmetic(n: int, seed: int = 0, max_operand: int = 20, max_terms: int = 2, operators: str = "+-*") -> list[dict]:
+    """Integer problems with 2 to ``max_terms`` operands in [1, max_operand], e.g. 'What is 12 * 7?'.
 
-    Two operands twice as often as three. The answer uses the usual precedence.
+    With ``max_terms=3`` two operands come twice as often as three. The answer uses the usual
+    precedence. Defaults (two operands up to 20) are the default training job's data: the untrained
+    model gets about a third right, so most groups of 8 have reward spread, and 1,200 possible
+    problems leave room for a held-out split (three operands: ~5% right, groups all wrong).
     """
     rng = random.Random(seed)
     rows = []

@@ -156,9 +156,9 @@ def data():
 @data.command("arithmetic")
 @click.option("--n", type=click.IntRange(1), default=256, show_default=True, help="Number of problems.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-operand", type=click.IntRange(2), default=50, show_default=True,
+@click.option("--max-operand", type=click.IntRange(2), default=20, show_default=True,
               help="Operands are drawn from 1..N.")
-@click.option("--max-terms", type=click.IntRange(2, 3), default=3, show_default=True,
+@click.option("--max-terms", type=click.IntRange(2, 3), default=2, show_default=True,
               help="2: only 'a op b'; 3: also 'a op b op c' (a third of the rows).")
 @click.option("--operators", default="+-*", show_default=True, help="Operators to draw from (any of + - *).")
 def data_arithmetic(n, seed, max_operand, max_terms, operators):

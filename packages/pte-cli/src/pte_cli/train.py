@@ -33,21 +33,21 @@ DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them 
 @click.option("--eval-every", type=click.IntRange(0), default=0, show_default=True,
               help="Held-out eval every N steps (0: only before and after training).")
 @click.option("--output-dir", default="runs/pte", show_default=True, help="Checkpoints, metrics, TensorBoard.")
-@click.option("--max-steps", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--max-steps", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--prompts-per-step", type=click.IntRange(1), default=4, show_default=True,
               help="Prompts per optimizer step on each rank.")
-@click.option("--group-size", "--num-generations", "group_size", type=click.IntRange(2), default=4,
+@click.option("--group-size", "--num-generations", "group_size", type=click.IntRange(2), default=8,
               show_default=True, help="Completions per prompt.")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=192, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(1), default=48, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.7, show_default=True)
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
 @click.option("--learning-rate", "--lr", "learning_rate", type=click.FloatRange(0, min_open=True),
-              default=2e-4, show_default=True)
+              default=5e-4, show_default=True)
 @click.option("--lr-scheduler", type=click.Choice(["constant", "linear", "cosine"]), default="constant",
               show_default=True)
 @click.option("--warmup-steps", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(0), default=0.0, show_default=True)
-@click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
+@click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=0.7, show_default=True)
 @click.option("--beta", type=click.FloatRange(0), default=0.001, show_default=True,
               help="KL weight to the full-cache base model (0 skips the reference pass).")
 @click.option("--epsilon", type=click.FloatRange(0, min_open=True), default=0.2, show_default=True)

@@ -37,13 +37,13 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     output_dir: str = "runs/pte"
-    max_steps: int = Field(8, gt=0)
+    max_steps: int = Field(20, gt=0)
     prompts_per_step: int = Field(4, gt=0, description="Prompts per step on each rank.")
-    group_size: int = Field(4, ge=2)
-    max_new_tokens: int = Field(192, gt=0)
-    temperature: float = Field(1.0, gt=0)
+    group_size: int = Field(8, ge=2)
+    max_new_tokens: int = Field(48, gt=0)
+    temperature: float = Field(0.7, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
-    learning_rate: float = Field(2e-4, gt=0)
+    learning_rate: float = Field(5e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
@@ -365,6 +365,8 @@ class Trainer:
             if found is not None:
                 start = load_checkpoint(found, self.pte, self.optimizer, self.scheduler)
                 self.logger.truncate_after(start)
+        if start == 0:
+            self.logger.truncate_after(-1)  # a fresh run into a used folder: old steps are not ours
         history = []
         eval_before = self.logger.read(0) if start > 0 else None
         if self.eval_problems and start == 0:
