@@ -124,7 +124,10 @@ def test_train_dry_run_resolves_defaults():
     cfg = json.loads(res.output)
     assert cfg["eviction"] == "lru-prompt-keep" and cfg["eviction_options"]["dynamic_window"] is True
     assert cfg["encoder"] == "progressive" and cfg["rewards"] == [{"name": "math", "weight": 1.0}]
-    assert cfg["train"]["group_size"] == 4 and cfg["num_problems"] == 256
+    assert cfg["train"]["group_size"] == 8 and cfg["num_problems"] == 256 and cfg["num_eval_problems"] == 64
+    from pte_rl.trainer import TrainConfig
+
+    assert cfg["train"] == TrainConfig().model_dump()  # the CLI's defaults are the trainer's defaults
     res = CliRunner().invoke(cli, ["train", "--dry-run", "--cache-window", "96", "--reward", "math",
                                    "--reward", "format:0.1"])
     cfg = json.loads(res.output)

@@ -47,7 +47,7 @@ DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them 
               show_default=True)
 @click.option("--warmup-steps", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--weight-decay", type=click.FloatRange(0), default=0.0, show_default=True)
-@click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=0.7, show_default=True)
+@click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
 @click.option("--beta", type=click.FloatRange(0), default=0.001, show_default=True,
               help="KL weight to the full-cache base model (0 skips the reference pass).")
 @click.option("--epsilon", type=click.FloatRange(0, min_open=True), default=0.2, show_default=True)
