@@ -35,16 +35,7 @@ def main() -> None:
     config = ThoughtConfig(**options)
     model, tok = HFBackend(HFConfig(dtype="float32")).load()
     pte = PTEModel(model, ProgressiveEncoder(config))
-    probes = []
-    new_cache = pte.new_cache
-
-    def probed_cache(policy, state):
-        cache = new_cache(policy, state)
-        probes.append(StateProbe(state))
-        cache.listeners.append(probes[-1])
-        return cache
-
-    pte.new_cache = probed_cache
+    probes = pte.watch_states(StateProbe)
     cfg = SamplingConfig(max_new_tokens=args.tokens, min_new_tokens=args.tokens, temperature=0.7)
     sample(pte, [chat_prompt(tok, PROMPT)], LRUPromptKeep(PolicyConfig(cache_window=args.window)), cfg,
            eos_ids(model, tok), generator=torch.Generator().manual_seed(0))

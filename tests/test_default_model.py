@@ -50,16 +50,7 @@ def test_real_model_thought_state_keeps_its_memory(smollm2):
     model, tok = smollm2
     pte = PTEModel(model, ProgressiveEncoder())
     try:
-        probes = []
-        new_cache = pte.new_cache
-
-        def probed(policy, state):
-            cache = new_cache(policy, state)
-            probes.append(StateProbe(state))
-            cache.listeners.append(probes[-1])
-            return cache
-
-        pte.new_cache = probed
+        probes = pte.watch_states(StateProbe)
         ids = chat_prompt(tok, "Write a long story about a dragon and a knight.")
         cfg = SamplingConfig(max_new_tokens=300, min_new_tokens=300, temperature=0.7)
         sample(pte, [ids], LRUPromptKeep(PolicyConfig(cache_window=128)), cfg, eos_ids(model, tok),

@@ -39,6 +39,7 @@ class PTEModel:
             lora = attach_lora(model, config)
         self.lora = lora
         self.encoder = encoder
+        self.state_watchers: list = []
         layers = decoder_layers(model)
         encoder.bind(
             [(_base(layer.self_attn.q_proj), _base(layer.self_attn.k_proj), _base(layer.self_attn.v_proj))
@@ -79,7 +80,17 @@ class PTEModel:
 
     def new_cache(self, policy, state: ThoughtState | None) -> BoundedCache:
         listeners = [state] if state is not None and state.wants_kv else []
+        if state is not None and state.wants_kv:
+            listeners += [watch(state) for watch in self.state_watchers]
         return BoundedCache(policy, self.num_layers, listeners=listeners)
+
+    def watch_states(self, make_listener) -> list:
+        """Call ``make_listener(state)`` for every new thought state; its result hears the same
+        eviction events right after the state (e.g. a ``pte_thought.StateProbe``). Returns the
+        list the listeners are collected in."""
+        made: list = []
+        self.state_watchers.append(lambda state: made.append(make_listener(state)) or made[-1])
+        return made
 
     def forward(self, ids, real, cache: BoundedCache, state: ThoughtState | None, evict=True):
         """Hidden states ``[batch, q, hidden]`` of ``ids`` given the cache (updated in place)."""
