@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: a peak-RSS sampler and subprocess runs."""
+"""Helpers shared by the benchmark scripts: the machine's identity, a peak-RSS sampler and subprocess runs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,38 @@ import subprocess
 import sys
 import threading
 import time
+
+# Kernel limits that make a fast CPU run the code paths of an AVX2-only one (see machine())
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def machine() -> dict:
+    """What the numbers were measured on: CPU model, the vector flags that change kernel choice,
+    cores, torch version and any ISA limit in force. Numbers from different machines (this
+    project's range from AMX Xeons to AVX2-only EPYCs, ~3x apart) are never to be compared."""
+    import platform
+
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("unknown", "", "x86_64"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        version = torch.__version__
+    except ImportError:
+        version = None
+    limits = {k: os.environ[k] for k in AVX2_ONLY if k in os.environ}
+    return {"cpu": model, "cpu_flags": sorted(f for f in _FLAGS if f in flags), "cores": os.cpu_count(),
+            "torch": version, "isa_limits": limits}
 
 
 def rss_mb() -> float:

@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import PeakRSS, run_isolated  # noqa: E402
+from _common import PeakRSS, machine, run_isolated  # noqa: E402
 
 PROMPT = "Write a very long and detailed story about a dragon who learns mathematics."
 
@@ -81,7 +81,7 @@ def main():
     def pick(loop, policy, tokens):
         return next(r for r in results if r["loop"] == loop and r["policy"] == policy and r["tokens"] == tokens)
 
-    summary = {"cases": results}
+    summary = {"machine": machine(), "cases": results}
     try:
         bounded = [pick("pte", "lru", t)["peak_rss_mb_above_model"] for t in a.tokens]
         summary["speedup_bounded_vs_full_loop"] = (pick("pte", "lru", longest)["tokens_per_s"]

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine  # noqa: E402
 
 FILLER = ("Let us think step by step. We first rewrite the expression, then simplify each term "
           "carefully and check the arithmetic twice before combining the results. ")
@@ -62,7 +67,7 @@ def main():
     ours = [r.value for r in reward.score(list(texts), list(golds))]
     ours_s = time.perf_counter() - t
     reward.close()
-    result = {"n": a.n, "pte_math": {"completions_per_s": a.n / ours_s, "workers": a.workers,
+    result = {"machine": machine(), "n": a.n, "pte_math": {"completions_per_s": a.n / ours_s, "workers": a.workers,
                                      "accuracy_vs_labels": sum((v == 1.0) == lab for v, lab in zip(ours, labels)) / a.n}}
     try:
         from math_verify import parse, verify

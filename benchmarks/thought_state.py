@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine  # noqa: E402
 
 PROMPT = "Write a long story about a dragon and a knight."
 
@@ -42,6 +47,7 @@ def main() -> None:
     layers = probes[0].summary(after=args.after)
     keys = [k for k in layers[0] if k != "layer"]
     print(json.dumps({
+        "machine": machine(),
         "encoder": config.model_dump(),
         "events": len(probes[0].states),
         "min": {k: round(min(x[k] for x in layers), 3) for k in keys},

@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import PeakRSS, run_isolated  # noqa: E402
+from _common import PeakRSS, machine, run_isolated  # noqa: E402
 
 
 def case(spec: dict) -> dict:
@@ -93,7 +93,7 @@ def main():
             results.append(run_isolated(__file__, spec))
             print(json.dumps(results[-1]), file=sys.stderr)
     pte = [r for r in results if r["mode"] == "pte" and "peak_rss_gb" in r]
-    summary = {"cases": results}
+    summary = {"machine": machine(), "cases": results}
     if len(pte) > 1:
         peaks = [r["peak_rss_gb"] for r in pte]
         summary["pte_peak_spread"] = (max(peaks) - min(peaks)) / min(peaks)

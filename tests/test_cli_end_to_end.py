@@ -99,6 +99,18 @@ def test_eval_data_every_n_steps(tiny_model_dir, tmp_path):
     assert "held-out" not in res.stdout  # own data and no --eval-data: no eval, none invented
 
 
+def test_resume_with_changed_group_size_is_refused(tiny_model_dir, tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"prompt": "What is 1 + 1?", "answer": "2"}) + "\n")
+    run_pte(*_train_args(tiny_model_dir, tmp_path / "run", 1, "--data", str(data)))
+    args = _train_args(tiny_model_dir, tmp_path / "run", 2, "--data", str(data), "--resume")
+    res = run_pte(*[("4" if a == "2" and args[i - 1] == "--group-size" else a) for i, a in enumerate(args)],
+                  check=False)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "group_size: checkpoint has 2, this run has 4" in res.stderr
+    assert not (tmp_path / "run" / "checkpoints" / "step-000002").exists()
+
+
 def test_bad_training_data_refuses_to_start(tiny_model_dir, tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text('{"prompt": "What is 1+1?", "answer": "2"}\n{"prompt": 5, "answer": "2"}\n')

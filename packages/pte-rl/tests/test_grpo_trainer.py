@@ -9,6 +9,7 @@ from conftest import tiny_llama
 from pte_cache import LRUPromptKeep, PolicyConfig
 from pte_lora import AdapterManifest, LoRAConfig
 from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
+from pte_rl.checkpoint import CheckpointError, latest_checkpoint, run_identity
 from pte_rl.data import DataError, Problem, load_problems
 from pte_rl.grpo import group_advantages, per_token_loss, token_weights
 from pte_rl.rewards import RewardResult, WeightedSum
@@ -183,3 +184,49 @@ def test_replay_sampling_logprobs_use_temperature():
     with torch.no_grad():
         lp, _ = replay_logprobs(pte, comps, temperature=0.7)
     assert torch.allclose(lp[0], torch.tensor(comps[0].logprobs), atol=1e-4)
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    make_trainer(tmp_path, max_steps=1).train()
+    changed = make_trainer(tmp_path, max_steps=2, resume=True, group_size=2, loss_type="grpo")
+    with pytest.raises(CheckpointError) as err:
+        changed.train()
+    msg = str(err.value)
+    assert "group_size: checkpoint has 4, this run has 2" in msg
+    assert "loss_type: checkpoint has 'dapo', this run has 'grpo'" in msg
+    # harmless changes (more steps, another save frequency, logging) resume
+    out = make_trainer(tmp_path, max_steps=2, resume=True, save_every=1, tensorboard=False).train()
+    assert out["start_step"] == 1
+
+
+def test_resume_refuses_changed_training_data(tmp_path):
+    make_trainer(tmp_path, max_steps=1).train()
+    other = make_trainer(tmp_path, max_steps=2, resume=True)
+    other.problems = other.problems[:3]
+    other.identity = run_identity(other.manifest, other.config.model_dump(), other.problems)
+    with pytest.raises(CheckpointError, match=r"data: checkpoint has '4 problems, sha256 [0-9a-f]+', this run has '3 problems"):
+        other.train()
+
+
+class _Payload:
+    """Unpickling this runs code: ``os.system`` with a marker file (what a hostile checkpoint does)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_trainer_state_with_pickled_code_is_refused_not_run(tmp_path):
+    make_trainer(tmp_path, max_steps=1).train()
+    state_file = latest_checkpoint(tmp_path) / "trainer_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    marker = tmp_path / "pwned"
+    state["config"]["note"] = _Payload(marker)
+    torch.save(state, state_file)
+    with pytest.raises(CheckpointError, match="refusing to load: it holds objects other than tensors"):
+        make_trainer(tmp_path, max_steps=2, resume=True).train()
+    assert not marker.exists()

@@ -134,7 +134,12 @@ def run_train(choices, kw):
         (out / "config.json").write_text(json.dumps(resolved, indent=2))
     trainer = Trainer(pte, tokenizer, eviction.build, reward, problems, config, manifest,
                       eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info, eval_problems=eval_problems)
-    result = trainer.train()
+    from pte_rl.checkpoint import CheckpointError
+
+    try:
+        result = trainer.train()
+    except CheckpointError as err:  # a user's folder, not a bug: the message, no traceback
+        raise click.ClickException(str(err)) from None
     for _, r, _ in reward.parts:
         getattr(r, "close", lambda: None)()
     if dist_info.main:

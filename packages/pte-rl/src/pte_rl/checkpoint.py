@@ -1,13 +1,21 @@
 """Checkpoints: adapter files + trainer state, written atomically (temp folder + rename).
 
 Layout: ``<output_dir>/checkpoints/step-000004/`` with the adapter files (pte-lora layout) and
-``trainer_state.pt`` (optimizer, scheduler, RNG states, step, config). A folder only gets its
-final ``step-*`` name once everything inside is written, so resume never sees half a checkpoint.
+``trainer_state.pt`` (optimizer, scheduler, RNG states, step, config, run identity). A folder only
+gets its final ``step-*`` name once everything inside is written, so resume never sees half a
+checkpoint.
+
+Resume is safe on folders someone else wrote: the trainer state is read with
+``torch.load(weights_only=True)`` (tensors and plain data only; a pickled callable is refused,
+never run), and it continues only the run it was written by: the fields in ``RESUME_MUST_MATCH``
+(model, encoder, LoRA shape, group size, loss type, training data) must be unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import random
 import re
 import shutil
@@ -19,6 +27,28 @@ import torch
 from pte_lora import AdapterManifest, load_adapter, save_adapter
 
 _STEP = re.compile(r"^step-(\d+)$")
+STATE_FILE = "trainer_state.pt"
+# a resumed run must be the same experiment: these change what is being trained (harmless
+# settings such as max steps, logging or save frequency may change)
+RESUME_MUST_MATCH = ("base_model", "encoder", "encoder_options", "lora", "group_size", "loss_type", "data")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot or must not be resumed; the message says why."""
+
+
+def run_identity(manifest: AdapterManifest, config: dict, problems) -> dict:
+    """What a checkpoint must agree on to be resumed (see ``RESUME_MUST_MATCH``)."""
+    digest = hashlib.sha256()
+    for p in problems:
+        digest.update(f"{p.prompt}\x00{p.answer}\x01".encode())
+    lora = manifest.lora.model_dump()
+    return {
+        "base_model": manifest.base_model, "encoder": manifest.encoder, "encoder_options": manifest.encoder_options,
+        "lora": {k: lora[k] for k in ("r", "lora_alpha", "target_modules", "global_tokens") if k in lora},
+        "group_size": config.get("group_size"), "loss_type": config.get("loss_type"),
+        "data": f"{len(problems)} problems, sha256 {digest.hexdigest()[:16]}",
+    }
 
 
 def checkpoint_dir(output_dir: str | Path) -> Path:
@@ -26,7 +56,7 @@ def checkpoint_dir(output_dir: str | Path) -> Path:
 
 
 def save_checkpoint(output_dir, step: int, pte, manifest: AdapterManifest, optimizer, scheduler,
-                    config: dict) -> Path:
+                    config: dict, identity: dict | None = None) -> Path:
     root = checkpoint_dir(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:06d}"
@@ -39,8 +69,9 @@ def save_checkpoint(output_dir, step: int, pte, manifest: AdapterManifest, optim
             "scheduler": scheduler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
             "config": config,
+            "identity": identity or {},
         }
-        torch.save(state, tmp / "trainer_state.pt")
+        torch.save(state, tmp / STATE_FILE)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -58,9 +89,36 @@ def latest_checkpoint(output_dir) -> Path | None:
     return max(steps)[1] if steps else None
 
 
-def load_checkpoint(path: Path, pte, optimizer, scheduler) -> int:
+def read_state(path: Path) -> dict:
+    """The trainer state of checkpoint folder ``path``, without executing anything it holds."""
+    file = Path(path) / STATE_FILE
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{file}: refusing to load: it holds objects other than tensors and plain data, which "
+            f"unpickling would run as code. pte writes none; this file was changed or written by "
+            f"something else. ({first})") from None
+    except (OSError, RuntimeError, EOFError) as err:
+        raise CheckpointError(f"{file}: cannot read the trainer state: {err}") from None
+
+
+def check_identity(path: Path, saved: dict, current: dict) -> None:
+    """Refuse to resume a different run, naming every changed field with both values."""
+    changed = [f"{k}: checkpoint has {saved[k]!r}, this run has {current.get(k)!r}"
+               for k in RESUME_MUST_MATCH if k in saved and k in current and saved[k] != current[k]]
+    if changed:
+        raise CheckpointError(f"--resume from {path}: this is not the run that wrote the checkpoint:\n  "
+                              + "\n  ".join(changed)
+                              + "\nUse the original settings, or another --output-dir for a new run.")
+
+
+def load_checkpoint(path: Path, pte, optimizer, scheduler, identity: dict | None = None) -> int:
+    state = read_state(path)
+    if identity is not None:
+        check_identity(path, state.get("identity", {}), identity)
     load_adapter(path / "adapter", pte.lora, pte.encoder)
-    state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, run_identity, save_checkpoint
 from .data import Problem
 from .evaluation import evaluate_counts, summarize_counts
 from .grpo import group_advantages, per_token_loss, token_weights
@@ -37,7 +37,7 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     output_dir: str = "runs/pte"
-    max_steps: int = Field(20, gt=0)
+    max_steps: int = Field(10, gt=0)
     prompts_per_step: int = Field(4, gt=0, description="Prompts per step on each rank.")
     group_size: int = Field(8, ge=2)
     max_new_tokens: int = Field(48, gt=0)
@@ -55,7 +55,7 @@ class TrainConfig(BaseModel):
     loss_type: Literal["grpo", "dr_grpo", "dapo"] = "dapo"
     scale_rewards: bool = True
     mask_truncated: bool = False
-    rollout_sub_batch_size: int = Field(16, gt=0)
+    rollout_sub_batch_size: int = Field(32, gt=0, description="Rows per rollout pass (decode is bound by streaming the weights, so wider is nearly free).")
     reference_sub_batch_size: int = Field(
         4, gt=0, description="Rows per reference pass: the reference uses the full cache, so this "
         "bounds the only memory that grows with completion length.")
@@ -129,6 +129,7 @@ class Trainer:
         self.logger = MetricsLogger(config.output_dir, enabled=self.dist.main, tensorboard=config.tensorboard)
         self._encoded: dict[str, list[int]] = {}
         self._order_epoch, self._order = -1, []
+        self.identity = run_identity(manifest, config.model_dump(), problems)
 
     # ------------------------------------------------------------------ setup
     def _lr_lambda(self, step: int) -> float:
@@ -363,7 +364,7 @@ class Trainer:
         if c.resume:
             found = latest_checkpoint(c.output_dir)
             if found is not None:
-                start = load_checkpoint(found, self.pte, self.optimizer, self.scheduler)
+                start = load_checkpoint(found, self.pte, self.optimizer, self.scheduler, self.identity)
                 self.logger.truncate_after(start)
         if start == 0:
             self.logger.truncate_after(-1)  # a fresh run into a used folder: old steps are not ours
@@ -415,7 +416,7 @@ class Trainer:
 
     def save(self, step: int) -> Path:
         return save_checkpoint(self.config.output_dir, step, self.pte, self.manifest, self.optimizer,
-                               self.scheduler, self.config.model_dump())
+                               self.scheduler, self.config.model_dump(), self.identity)
 
     def _profiler(self):
         if not self.config.profile_steps or not self.dist.main:
