@@ -12,6 +12,7 @@ from pte_cache import (
     SlidingWindow,
     StreamingConfig,
     StreamingLLM,
+    cache_argument,
 )
 
 TINY = dict(
@@ -51,7 +52,7 @@ def decode(model, policy, ids, mask, gen):
     cache = BoundedCache(policy, model.config.num_hidden_layers)
     batch, width = ids.shape
     am, pos = cache.step(mask)
-    out = model(ids, attention_mask=am, position_ids=pos, past_key_values=cache).logits
+    out = model(ids, attention_mask=am, position_ids=pos, **{cache_argument(model): cache}).logits
     cache.commit()
     logits = {width - 1: out[:, -1]}
     hidden_before = {}  # column -> per-row set of positions evicted before that column ran
@@ -62,7 +63,7 @@ def decode(model, policy, ids, mask, gen):
         for ev in cache.events:
             for b in range(batch):
                 hidden_before[col][b].update(ev.positions_of(b))
-        out = model(gen[:, j : j + 1], attention_mask=am, position_ids=pos, past_key_values=cache)
+        out = model(gen[:, j : j + 1], attention_mask=am, position_ids=pos, **{cache_argument(model): cache})
         cache.commit()
         logits[col] = out.logits[:, -1]
         check_invariants(cache, policy)
@@ -170,12 +171,12 @@ def test_listeners_receive_evicted_kv_that_was_cached():
     cache = BoundedCache(policy, 2, listeners=[listener])
     ids, mask = left_padded([6, 6])
     am, pos = cache.step(mask)
-    model(ids, attention_mask=am, position_ids=pos, past_key_values=cache)
+    model(ids, attention_mask=am, position_ids=pos, **{cache_argument(model): cache})
     cache.commit()
     snapshot = cache.keys[1][:, :, :6].clone()
     for _ in range(6):
         am, pos = cache.step(torch.ones(2, 1, dtype=torch.bool))
-        model(torch.full((2, 1), 5), attention_mask=am, position_ids=pos, past_key_values=cache)
+        model(torch.full((2, 1), 5), attention_mask=am, position_ids=pos, **{cache_argument(model): cache})
         cache.commit()
     positions, keys = seen[0]
     assert positions.tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
@@ -208,7 +209,7 @@ def test_dynamic_window_is_frozen_at_prefill():
         policy = LRUPromptKeep(PolicyConfig(dynamic_window=True))
         cache = BoundedCache(policy, model.config.num_hidden_layers)
         am, pos = cache.step(mask)
-        model(ids, attention_mask=am, position_ids=pos, past_key_values=cache)
+        model(ids, attention_mask=am, position_ids=pos, **{cache_argument(model): cache})
         cache.commit()
         row, rows, out = 1, 2, []
         for j in range(feed.shape[1]):
@@ -218,7 +219,7 @@ def test_dynamic_window_is_frozen_at_prefill():
             seen = len(cache.events)
             am, pos = cache.step(torch.ones(rows, 1, dtype=torch.bool))
             x = feed[1:, j : j + 1] if rows == 1 else feed[:, j : j + 1]
-            model(x, attention_mask=am, position_ids=pos, past_key_values=cache)
+            model(x, attention_mask=am, position_ids=pos, **{cache_argument(model): cache})
             cache.commit()
             out += [(e.step, e.positions_of(row)) for e in cache.events[seen:] if row in e.rows()]
             assert cache.max_prompt_length == 10

@@ -1,10 +1,12 @@
 """Replay under the recorded schedule reproduces sampling log-probs; gradients reach only the adapter."""
 
+import warnings
+
 import pytest
 import torch
 from conftest import tiny_llama
 
-from pte_cache import Full, LRUPromptKeep, PolicyConfig, SlidingWindow, StreamingConfig, StreamingLLM
+from pte_cache import Full, LRUPromptKeep, PolicyConfig, SlidingWindow, StreamingConfig, StreamingLLM, cache_argument
 from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
 from pte_thought import GlobalOnlyEncoder, IdentityConfig, IdentityEncoder, ProgressiveEncoder, ThoughtConfig
 
@@ -50,6 +52,16 @@ def test_replay_logprobs_equal_sampling_logprobs(policy, encoder):
         want = torch.tensor(c.logprobs)
         assert torch.allclose(got, want, atol=1e-4, rtol=0), (b, (got - want).abs().max())
         assert bool((lp[b, len(c.token_ids) :] == 0).all())
+
+
+def test_model_calls_raise_no_deprecation_warning():
+    """Our calls into transformers use its current API (e.g. ``cache=``, not ``past_key_values=``)."""
+    pte = build("progressive")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        comps = sample(pte, PROMPTS, POLICIES["lru-prompt-keep"](), SamplingConfig(max_new_tokens=12), eos_ids=[])
+        replay_logprobs(pte, comps, max_chunk=5, on_chunk=lambda lp, m, c: lp.sum(), graph="window")
 
 
 def test_state_updates_counted_and_change_outputs():
@@ -112,14 +124,14 @@ def test_replay_grad_matches_plain_transformers_with_detached_prompt_cache():
     cache = DynamicCache(config=pte.model.config)
     pte.lora.set_states(None)
     with torch.no_grad():  # the prompt is context; only its last token runs with grad
-        pte.model(prompt[:, :-1], past_key_values=cache, use_cache=True)
+        pte.model(prompt[:, :-1], **{cache_argument(pte.model): cache}, use_cache=True)
     n = prompt.shape[1]
-    out = pte.model(prompt[:, -1:], past_key_values=cache, position_ids=torch.tensor([[n - 1]]), use_cache=True)
+    out = pte.model(prompt[:, -1:], **{cache_argument(pte.model): cache}, position_ids=torch.tensor([[n - 1]]), use_cache=True)
     lp0 = torch.log_softmax(out.logits[:, -1].float(), -1)[0, tokens[0, 0]]
     for layer in cache.layers:
         layer.keys, layer.values = layer.keys.detach(), layer.values.detach()
     pos = torch.arange(n, n + tokens.shape[1] - 1)[None]
-    out = pte.model(tokens[:, :-1], past_key_values=cache, position_ids=pos, use_cache=True)
+    out = pte.model(tokens[:, :-1], **{cache_argument(pte.model): cache}, position_ids=pos, use_cache=True)
     lp = torch.log_softmax(out.logits.float(), -1).gather(2, tokens[:, 1:, None]).sum()
     (lp0 + lp).backward()
     for a, p in zip(ours, pte.lora.parameters()):

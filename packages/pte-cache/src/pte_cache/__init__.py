@@ -1,6 +1,6 @@
 """pte-cache: a bounded KV cache with pluggable eviction policies."""
 
-from .cache import BoundedCache, EvictionEvent
+from .cache import BoundedCache, EvictionEvent, cache_argument
 from .hookspecs import hookimpl, pte_register_eviction_policies
 from .policies import (
     EvictionPolicy,
@@ -24,6 +24,7 @@ __all__ = [
     "SlidingWindow",
     "StreamingConfig",
     "StreamingLLM",
+    "cache_argument",
     "hookimpl",
     "pte_register_eviction_policies",
 ]

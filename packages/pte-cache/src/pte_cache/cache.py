@@ -91,7 +91,8 @@ class BoundedCache(Cache):
         ``real`` is ``[batch, q]`` bool, False on pad tokens (left padding in the prompt, or
         rows that stopped). The first call is the prefill and fixes each row's prompt length.
         Applies the policy (possibly one eviction event), then returns ``(attention_mask,
-        position_ids)`` to pass to the model together with ``past_key_values=self``.
+        position_ids)`` to pass to the model together with the cache itself (keyword
+        ``cache_argument(model)``).
         """
         if self.lengths is not None and self.policy is not None:  # the prefill (first call) never evicts
             plan = self.policy.plan(self, real.shape[1])
@@ -289,3 +290,16 @@ def _take_slots(buf: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """``buf[b, :, order[b, j]]`` as ``[B, H, len(order[b]), D]`` (contiguous)."""
     rows = torch.arange(buf.shape[0], device=buf.device)[:, None]
     return buf.transpose(1, 2)[rows, order].transpose(1, 2).contiguous()
+
+
+def cache_argument(model) -> str:
+    """The keyword a transformers model's ``forward`` takes its cache by: ``cache`` where it
+    exists (transformers 5.x renamed it and warns on ``past_key_values``, to be removed in 5.40),
+    else ``past_key_values`` (older releases)."""
+    import inspect
+
+    try:
+        params = inspect.signature(type(model).forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from pte_cache import BoundedCache
+from pte_cache import BoundedCache, cache_argument
 from pte_lora import LoRAConfig, LoRAModel, attach_lora
 from pte_thought import ThoughtEncoder, ThoughtState
 
@@ -40,6 +40,7 @@ class PTEModel:
         self.lora = lora
         self.encoder = encoder
         self.state_watchers: list = []
+        self._cache_kw = cache_argument(model.model)  # "cache" on current transformers
         layers = decoder_layers(model)
         encoder.bind(
             [(_base(layer.self_attn.q_proj), _base(layer.self_attn.k_proj), _base(layer.self_attn.v_proj))
@@ -98,8 +99,7 @@ class PTEModel:
         mask, positions = step(real, self.dtype)
         self.lora.set_states(None if state is None else state.layers)
         out = self.model.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-            use_cache=True,
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self._cache_kw: cache},
         )
         cache.commit()
         return out.last_hidden_state
