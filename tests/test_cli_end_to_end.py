@@ -83,6 +83,44 @@ def test_train_tiny_model_then_generate_with_adapter(tiny_model_dir, tmp_path):
     assert res.returncode == 2 and "conflicts with the adapter" in res.stderr
 
 
+def test_export_merge_equals_adapter_and_refuses_a_thought_state(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from pte_lora import AdapterManifest, load_adapter, save_adapter
+    from pte_rl import PTEModel
+    from pte_thought import IdentityConfig, IdentityEncoder
+
+    run_pte(*_train_args(tiny_model_dir, tmp_path / "lora", 1, "--encoder", "none", "--eviction", "full"))
+    trained = tmp_path / "lora" / "checkpoints" / "step-000001" / "adapter"
+    assert (trained / "adapter_config.json").is_file()  # a plain LoRA: PEFT-loadable as it is
+    # one step on a random model may be all-flat (skipped): give the adapter weights that matter
+    pte = PTEModel(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), IdentityEncoder(IdentityConfig()))
+    load_adapter(trained, pte.lora, pte.encoder)
+    torch.manual_seed(3)
+    for p in pte.lora.parameters():
+        p.data.normal_(0, 0.05)
+    adapter = tmp_path / "adapter"
+    save_adapter(adapter, pte.lora, AdapterManifest(pte_version="0.1.0", base_model=str(tiny_model_dir),
+                                                    lora=pte.lora.config, encoder="none"), pte.encoder)
+    res = run_pte("export", str(adapter), "--merge", "--output", str(tmp_path / "merged"))
+    assert "merged into" in res.stdout
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    ids = torch.randint(0, 1000, (2, 16))
+    with torch.no_grad():
+        want, got, plain = pte.model(ids).logits, merged(ids).logits, base(ids).logits
+    assert torch.allclose(got, want, atol=1e-5, rtol=0), (got - want).abs().max()
+    assert not torch.allclose(plain, want, atol=1e-3)  # the adapter really changes outputs
+    # a thought-state adapter has no fixed weight to merge: refused with the reason, nothing written
+    run_pte(*_train_args(tiny_model_dir, tmp_path / "pte", 1))
+    res = run_pte("export", str(tmp_path / "pte" / "checkpoints" / "step-000001" / "adapter"), "--merge",
+                  "--output", str(tmp_path / "m2"), "--model", str(tiny_model_dir), check=False)
+    assert res.returncode == 2 and "carries a thought state" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "m2").exists()
+    res = run_pte("export", str(adapter), "--merge", "--output", str(tmp_path / "merged"), check=False)
+    assert res.returncode == 2 and "not empty" in res.stderr
+
+
 def test_eval_data_every_n_steps(tiny_model_dir, tmp_path):
     held = tmp_path / "held.jsonl"
     held.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"

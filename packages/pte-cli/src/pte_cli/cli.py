@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from . import export as _export  # noqa: F401  (registers `pte export`)
 from . import train as _train  # noqa: F401  (registers `pte train`)
 from .main import cli
 from .registry import RegistryError

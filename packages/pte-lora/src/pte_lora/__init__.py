@@ -1,7 +1,7 @@
 """pte-lora: state-conditioned LoRA layers and PEFT-compatible adapter files."""
 
 from .config import DEFAULT_TARGETS, LoRAConfig
-from .io import AdapterManifest, load_adapter, read_manifest, save_adapter
+from .io import AdapterManifest, is_plain_lora, load_adapter, read_manifest, save_adapter
 from .layer import StateLoRALinear
 from .model import LoRAModel, attach_lora
 
@@ -12,6 +12,7 @@ __all__ = [
     "LoRAModel",
     "StateLoRALinear",
     "attach_lora",
+    "is_plain_lora",
     "load_adapter",
     "read_manifest",
     "save_adapter",

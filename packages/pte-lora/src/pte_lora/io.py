@@ -1,9 +1,17 @@
 """Adapter files in a layout PEFT users recognise, written atomically.
 
     adapter_config.json          peft_type LORA, r, lora_alpha, target_modules, base model
+                                 (plain LoRA only: see below)
     adapter_model.safetensors    LoRA factors under PEFT key names
     thought_encoder.safetensors  encoder weights (absent when the encoder has none)
     pte_config.json              pte version, LoRA config, encoder and cache policy used
+
+Only an adapter whose encoder carries no state (encoder ``none``: S = I) is a plain LoRA, and
+only that one gets ``adapter_config.json``: PEFT, vLLM and merge tools load it with identical
+outputs. With a state-carrying encoder (``progressive``, ...) ``y = Wx + (alpha/r) A S B x``
+needs S, which those tools cannot compute; a PEFT config would make them load a different model
+without a warning, so the file is left out and they refuse the folder ("Can't find
+'adapter_config.json'"). pte reads ``pte_config.json`` and never needs the PEFT file.
 """
 
 from __future__ import annotations
@@ -67,7 +75,8 @@ def save_adapter(
             "base_model_name_or_path": manifest.base_model,
             "inference_mode": True,
         }
-        (tmp / ADAPTER_CONFIG).write_text(json.dumps(peft_config, indent=2))
+        if is_plain_lora(encoder):
+            (tmp / ADAPTER_CONFIG).write_text(json.dumps(peft_config, indent=2))
         tensors = {k: v.contiguous().cpu() for k, v in lora.peft_state_dict().items()}
         save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         if encoder is not None:
@@ -87,6 +96,11 @@ def save_adapter(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return directory
+
+
+def is_plain_lora(encoder: nn.Module | None) -> bool:
+    """True when the adapter's state is always the identity (no encoder, or encoder ``none``)."""
+    return encoder is None or not getattr(encoder, "carries_state", True)
 
 
 def read_manifest(directory: str | os.PathLike) -> AdapterManifest:

@@ -70,6 +70,21 @@ class LoRAModel:
             for m in self.modules.values():
                 m.enabled = True
 
+    def merge(self) -> nn.Module:
+        """Fold a plain LoRA (S = I) into the base weights, ``W + (alpha/r) lora_B lora_A``, and
+        put the original linears back: returns a standalone model. Only valid when the state is
+        the identity (encoder ``none``); the caller checks that. The handle is unusable after."""
+        for name, m in self.modules.items():
+            if m.lora_B.weight.shape[1] != m.lora_A.weight.shape[0]:
+                raise ValueError(f"{name}: G != r, the state cannot be the identity; nothing to merge")
+            with torch.no_grad():
+                delta = (m.lora_B.weight @ m.lora_A.weight) * m.scaling  # fp32, [out, in]
+                m.base.weight.copy_((m.base.weight.float() + delta).to(m.base.weight.dtype))
+            parent_name, _, child = name.rpartition(".")
+            setattr(self.model.get_submodule(parent_name), child, m.base)
+        self.modules = {}
+        return self.model
+
     def peft_state_dict(self) -> dict[str, torch.Tensor]:
         """LoRA factors under PEFT's key names."""
         out = {}

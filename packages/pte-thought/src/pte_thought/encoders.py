@@ -81,6 +81,9 @@ class ThoughtEncoder(nn.Module):
 
     name = "encoder"
     updates = False  # whether eviction events change the state
+    # whether S can differ from the identity: an adapter whose encoder carries a state is not a
+    # plain LoRA, so it is never saved in a form PEFT or vLLM would load without that state
+    carries_state = True
 
     def __init__(self, global_tokens: int, rank: int):
         super().__init__()
@@ -121,6 +124,7 @@ class IdentityEncoder(ThoughtEncoder):
     """S = I: plain LoRA (the LoRA / LoRA_c baselines)."""
 
     name = "none"
+    carries_state = False
 
     def __init__(self, config: IdentityConfig | None = None):
         config = config or IdentityConfig()
