@@ -121,6 +121,24 @@ def test_export_merge_equals_adapter_and_refuses_a_thought_state(tiny_model_dir,
     assert res.returncode == 2 and "not empty" in res.stderr
 
 
+def test_adapter_remembers_its_system_prompt(tiny_model_dir, tmp_path):
+    run_pte(*_train_args(tiny_model_dir, tmp_path / "run", 1, "--system", "You are terse."))
+    adapter = tmp_path / "run" / "checkpoints" / "step-000001" / "adapter"
+    manifest = json.loads((adapter / "pte_config.json").read_text())
+    assert manifest["system"] == "You are terse." and len(manifest["chat_template_sha256"]) == 64
+    gen = ["generate", "--model", str(tiny_model_dir), "--adapter", str(adapter), "--prompt", "hi",
+           "--max-new-tokens", "12", "--min-new-tokens", "12", "--json"]
+    implicit = run_pte(*gen)
+    assert "using the system prompt the adapter was trained with: 'You are terse.'" in implicit.stderr
+    explicit = run_pte(*gen, "--system", "You are terse.")
+    assert "warning" not in explicit.stderr
+    tokens = json.loads(implicit.stdout)["prompt_tokens"]
+    assert json.loads(explicit.stdout)["prompt_tokens"] == tokens  # the same prompt as in training
+    other = run_pte(*gen, "--system", "You are a pirate who answers in long rhymes.")
+    assert other.stderr.count("warning: --system 'You are a pirate who answers in long rhymes.' differs") == 1
+    assert json.loads(other.stdout)["prompt_tokens"] > tokens
+
+
 def test_eval_data_every_n_steps(tiny_model_dir, tmp_path):
     held = tmp_path / "held.jsonl"
     held.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"

@@ -71,3 +71,39 @@ def require_fits(policy, ids: list[int], where: str) -> None:
         policy.check_prompts([len(ids)])
     except ValueError as err:
         raise click.UsageError(f"{where}: prompt of {len(ids)} tokens does not fit: {err}") from None
+
+
+def template_sha256(tokenizer) -> str | None:
+    """Hash of the tokenizer's chat template (None without one): prompts are built with it."""
+    import hashlib
+
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        return None
+    text = template if isinstance(template, str) else repr(sorted(template.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def adapter_system(adapter: str | None, system: str | None, tokenizer) -> str | None:
+    """The system prompt to query an adapter with: the one it was trained with unless ``--system``
+    is given. Says on stderr what it picked, and warns once where the prompt differs from training
+    (another --system, or another chat template)."""
+    if not adapter:
+        return system
+    from pte_lora import read_manifest
+
+    manifest = read_manifest(adapter)
+    trained = manifest.system
+    if system is None:
+        if trained is not None:
+            click.echo(f"pte: using the system prompt the adapter was trained with: {trained!r} "
+                       "(--system to change it)", err=True)
+        system = trained
+    elif system != trained:
+        click.echo(f"warning: --system {system!r} differs from the adapter's training prompt "
+                   f"({'none' if trained is None else repr(trained)}): the model sees prompts it was not "
+                   "trained on", err=True)
+    if manifest.chat_template_sha256 and manifest.chat_template_sha256 != template_sha256(tokenizer):
+        click.echo("warning: this tokenizer's chat template differs from the one the adapter was trained "
+                   "with: prompts are built differently than in training", err=True)
+    return system

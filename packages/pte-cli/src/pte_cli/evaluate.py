@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import torch
 
-from .build import Choice, adapter_encoder, load_model, require_fits
+from .build import Choice, adapter_encoder, adapter_system, load_model, require_fits
 from .options import read_jsonl
 from .registry import get_registry
 
@@ -126,6 +126,7 @@ def run_eval(choices, kw):
                     done_keys.add((s["dataset"], s["id"], s["budget"], s["sample"]))
             path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples), encoding="utf-8")
     pte, tokenizer = load_model(choices["backend"], encoder, adapter)
+    system = adapter_system(adapter, kw["system"], tokenizer)
     stop = eos_ids(pte.model, tokenizer)
     sampling = SamplingConfig(max_new_tokens=kw["max_new_tokens"], temperature=kw["temperature"], top_p=kw["top_p"])
     todo = [(b, d, r, k) for b in budgets for d, rows in datasets.items() for r in rows for k in range(kw["samples"])
@@ -142,7 +143,7 @@ def run_eval(choices, kw):
                 by_budget.setdefault(item[0], []).append(item)
             for budget, items in by_budget.items():
                 policy = _policy(choices, budget)
-                prompts = [chat_prompt(tokenizer, r["prompt"], kw["system"]) for _, _, r, _ in items]
+                prompts = [chat_prompt(tokenizer, r["prompt"], system) for _, _, r, _ in items]
                 for (_, d, r, _), ids in zip(items, prompts):
                     require_fits(policy, ids, f"{d} row {r['id']}")
                 seed = kw["seed"] * 1_000_003 + start
@@ -174,7 +175,7 @@ def run_eval(choices, kw):
             getattr(r, "close", lambda: None)()
     summary = summarize(samples, kw["samples"])
     report = {
-        "settings": {k: v for k, v in kw.items() if k not in ("plugin_opts",)} | {"budgets": budgets},
+        "settings": {k: v for k, v in kw.items() if k not in ("plugin_opts",)} | {"budgets": budgets, "system": system},
         "model": choices["backend"].config.model,
         "adapter": _adapter_identity(adapter),
         "encoder": encoder.name,

@@ -8,7 +8,7 @@ import sys
 import click
 import torch
 
-from .build import adapter_encoder, load_model, require_fits
+from .build import adapter_encoder, adapter_system, load_model, require_fits
 
 
 def run_generate(choices, texts, *, adapter, explicit_encoder, max_new_tokens, min_new_tokens,
@@ -21,6 +21,7 @@ def run_generate(choices, texts, *, adapter, explicit_encoder, max_new_tokens, m
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
                               temperature=temperature, top_p=top_p)
     pte, tokenizer = load_model(choices["backend"], encoder, adapter)
+    system = adapter_system(adapter, system, tokenizer)
     prompts = [chat_prompt(tokenizer, t, system) for t in texts]
     policy = choices["eviction"].build()
     for text, ids in zip(texts, prompts):

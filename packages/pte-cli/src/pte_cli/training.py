@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from .build import Choice, load_model, require_fits
+from .build import Choice, load_model, require_fits, template_sha256
 from .scoring import build_reward
 
 
@@ -126,7 +126,7 @@ def run_train(choices, kw):
     manifest = AdapterManifest(
         pte_version=_version(), base_model=choices["backend"].config.model, lora=lora,
         encoder=encoder.name, encoder_options=encoder.options(), eviction=eviction.name,
-        eviction_options=eviction.options(),
+        eviction_options=eviction.options(), system=system, chat_template_sha256=template_sha256(tokenizer),
     )
     out = Path(config.output_dir)
     if dist_info.main:

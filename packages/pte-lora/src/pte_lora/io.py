@@ -4,7 +4,8 @@
                                  (plain LoRA only: see below)
     adapter_model.safetensors    LoRA factors under PEFT key names
     thought_encoder.safetensors  encoder weights (absent when the encoder has none)
-    pte_config.json              pte version, LoRA config, encoder and cache policy used
+    pte_config.json              pte version, LoRA config, encoder and cache policy used,
+                                 system prompt and chat-template hash of training
 
 Only an adapter whose encoder carries no state (encoder ``none``: S = I) is a plain LoRA, and
 only that one gets ``adapter_config.json``: PEFT, vLLM and merge tools load it with identical
@@ -50,6 +51,9 @@ class AdapterManifest(BaseModel):
     encoder_options: dict[str, Any] = {}
     eviction: str = ""
     eviction_options: dict[str, Any] = {}
+    # how prompts were built in training: inference must build them the same way
+    system: str | None = None
+    chat_template_sha256: str | None = None
 
 
 def save_adapter(
