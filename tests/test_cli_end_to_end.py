@@ -23,7 +23,7 @@ def test_version_help_and_unknown_name():
 def test_third_party_plugin_discovered_through_entry_points():
     rows = json.loads(run_pte("plugins", "--json").stdout)
     demo = {(r["kind"], r["name"]): r for r in rows if r["provider"] == "pte-demo-plugin"}
-    assert set(demo) == {("eviction", "demo-keep-last"), ("reward", "demo-short")}
+    assert set(demo) == {("eviction", "demo-keep-last"), ("reward", "demo-short"), ("reward", "demo-fail-on-rank")}
     assert demo[("eviction", "demo-keep-last")]["version"] == "0.3.1"
     assert "pte-demo-plugin 0.3.1" in run_pte("plugins").stdout
     cfg = json.loads(run_pte("train", "--eviction", "demo-keep-last", "--reward", "demo-short",
@@ -193,8 +193,45 @@ def test_torchrun_two_processes_gloo(tiny_model_dir, tmp_path):
     assert (tmp_path / "ddp" / "checkpoints" / "step-000002" / "adapter").is_dir()
 
 
-def _adapter(run):
-    return load_file(str(run / "checkpoints" / "step-000004" / "adapter" / "adapter_model.safetensors"))
+def test_reward_failing_on_one_rank_ends_the_job(tiny_model_dir, tmp_path):
+    t0 = time.time()
+    args = [a for a in _train_args(tiny_model_dir, tmp_path / "ddp", 2, "--nproc-per-node", "2")
+            if a not in ("-o", "reward.workers=0")]
+    res = run_pte(*args, "--reward", "demo-fail-on-rank", "-o", "reward.workers=0", check=False)
+    # a user mistake under --nproc-per-node: one message from the launcher, no torchrun traceback
+    assert res.returncode == 2 and "no selected reward (demo-fail-on-rank) has option 'workers'" in res.stderr
+    assert "Traceback" not in res.stderr and "torch.distributed.run" not in res.stderr
+    res = run_pte(*args, "--reward", "demo-fail-on-rank", timeout=300, check=False)
+    assert res.returncode != 0
+    assert "demo-fail-on-rank: this reward fails on rank 1" in res.stdout + res.stderr
+    assert time.time() - t0 < 120  # no rank left waiting in a collective (60 s of it is start-up slack)
+    assert not (tmp_path / "ddp" / "checkpoints").exists()
+
+
+def test_two_rank_run_killed_and_resumed_equals_straight_run(tiny_model_dir, tmp_path):
+    run_pte(*_train_args(tiny_model_dir, tmp_path / "straight", 3, "--nproc-per-node", "2"), timeout=600)
+    killed = tmp_path / "killed"
+    args = _train_args(tiny_model_dir, killed, 3, "--save-every", "1", "--nproc-per-node", "2")
+    proc = subprocess.Popen([sys.executable, "-m", "pte_cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            start_new_session=True)
+    ckpt = killed / "checkpoints" / "step-000001"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks at once
+    proc.wait()
+    assert ckpt.exists()
+    assert not (killed / "checkpoints" / "step-000003").exists(), "finished before the kill; proves nothing"
+    res = run_pte(*_train_args(tiny_model_dir, killed, 3, "--save-every", "1", "--nproc-per-node", "2",
+                               "--resume"), timeout=600)
+    assert "->3" in res.stdout
+    a, b = _adapter(tmp_path / "straight", 3), _adapter(killed, 3)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _adapter(run, step=4):
+    return load_file(str(run / "checkpoints" / f"step-{step:06d}" / "adapter" / "adapter_model.safetensors"))
 
 
 def test_sigkill_then_resume_equals_straight_run(tiny_model_dir, tmp_path):

@@ -12,11 +12,10 @@ import click
 from .options import plugin_config, read_jsonl
 
 
-def build_reward(rewards, extra):
-    """Rewards combined with weights. ``-o reward.FIELD=V`` goes to every reward with that field."""
+def reward_configs(rewards, extra):
+    """Validated ``(name, entry, config, weight)`` per reward, nothing built yet.
+    ``-o reward.FIELD=V`` goes to every reward with that field; a field none has is an error."""
     import click
-
-    from pte_rl.rewards import WeightedSum
 
     from .registry import get_registry
 
@@ -27,11 +26,19 @@ def build_reward(rewards, extra):
     if unused:
         names = ", ".join(n for n, _ in rewards)
         raise click.UsageError(f"-o reward.{unused[0]}: no selected reward ({names}) has option '{unused[0]}'")
-    parts = []
+    out = []
     for (name, weight), f in zip(rewards, fields):
         entry, config = plugin_config("reward", name, {}, {k: v for k, v in options.items() if k in f})
-        parts.append((name, entry.factory(config) if config is not None else entry.factory(), weight))
-    return WeightedSum(parts)
+        out.append((name, entry, config, weight))
+    return out
+
+
+def build_reward(rewards, extra):
+    """Rewards combined with weights (see :func:`reward_configs` for options)."""
+    from pte_rl.rewards import WeightedSum
+
+    return WeightedSum([(name, entry.factory(config) if config is not None else entry.factory(), weight)
+                        for name, entry, config, weight in reward_configs(rewards, extra)])
 
 
 def run_score(rewards, input_path, output, skip_bad_rows, extra):

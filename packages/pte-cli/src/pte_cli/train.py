@@ -97,9 +97,7 @@ def train(**kw):
     With no options: SmolLM2-135M-Instruct, built-in arithmetic data, lru-prompt-keep cache,
     progressive thought encoder, math reward, group size 4.
     """
-    if kw["nproc_per_node"] > 1 and "RANK" not in os.environ:
-        _launch_torchrun(kw["nproc_per_node"])
-        return
+    from .scoring import reward_configs
     from .training import run_train
 
     if kw["amp_dtype"] is not None:
@@ -112,6 +110,12 @@ def train(**kw):
     choices = validate_common(kw["backend"], kw["model"], kw["device"], kw["dtype"], kw["plugin_opts"],
                               kw["eviction"], kw["cache_window"], kw["evict_ratio"], kw["sink_tokens"],
                               kw["encoder"], dynamic)
+    reward_configs(kw["rewards"] or (("math", 1.0),), choices["extra"])
+    # every user mistake is reported here, once, before torchrun starts processes that would each
+    # report it (and torchrun would add its own traceback)
+    if kw["nproc_per_node"] > 1 and "RANK" not in os.environ and not kw["dry_run"]:
+        _launch_torchrun(kw["nproc_per_node"])
+        return
     run_train(choices, kw)
 
 

@@ -1,4 +1,6 @@
-"""A complete third-party plugin: an eviction policy and a reward, registered via entry points."""
+"""A complete third-party plugin: an eviction policy and rewards, registered via entry points."""
+
+import os
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +46,23 @@ class ShortReward:
         return [RewardResult(float(len(c) < self.limit)) for c in completions]
 
 
+class FailOnRankConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rank: int = 1
+
+
+class FailOnRank:
+    """Raises on one distributed rank only: tests that one failing rank ends the whole job."""
+
+    def __init__(self, config: FailOnRankConfig):
+        self.rank = config.rank
+
+    def score(self, completions, answers, **columns):
+        if os.environ.get("RANK") == str(self.rank):
+            raise RuntimeError(f"demo-fail-on-rank: this reward fails on rank {self.rank}")
+        return [RewardResult(0.0) for _ in completions]
+
+
 @hookimpl
 def pte_register_eviction_policies(register):
     register("demo-keep-last", KeepLast, config=KeepLastConfig, help="Demo: keep the newest half when full.")
@@ -52,3 +71,4 @@ def pte_register_eviction_policies(register):
 @hookimpl
 def pte_register_rewards(register):
     register("demo-short", ShortReward, help="Demo: 1 for short completions.")
+    register("demo-fail-on-rank", FailOnRank, config=FailOnRankConfig, help="Test: raises on one rank.")
