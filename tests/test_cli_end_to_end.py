@@ -23,7 +23,8 @@ def test_version_help_and_unknown_name():
 def test_third_party_plugin_discovered_through_entry_points():
     rows = json.loads(run_pte("plugins", "--json").stdout)
     demo = {(r["kind"], r["name"]): r for r in rows if r["provider"] == "pte-demo-plugin"}
-    assert set(demo) == {("eviction", "demo-keep-last"), ("reward", "demo-short"), ("reward", "demo-fail-on-rank")}
+    assert set(demo) == {("eviction", "demo-keep-last"), ("reward", "demo-short"), ("reward", "demo-fail-on-rank"),
+                         ("backend", "demo-eos-on-rank")}
     assert demo[("eviction", "demo-keep-last")]["version"] == "0.3.1"
     assert "pte-demo-plugin 0.3.1" in run_pte("plugins").stdout
     cfg = json.loads(run_pte("train", "--eviction", "demo-keep-last", "--reward", "demo-short",
@@ -206,6 +207,19 @@ def test_reward_failing_on_one_rank_ends_the_job(tiny_model_dir, tmp_path):
     assert "demo-fail-on-rank: this reward fails on rank 1" in res.stdout + res.stderr
     assert time.time() - t0 < 120  # no rank left waiting in a collective (60 s of it is start-up slack)
     assert not (tmp_path / "ddp" / "checkpoints").exists()
+
+
+def test_ranks_decoding_very_different_lengths_finish(tiny_model_dir, tmp_path):
+    """Rank 0 always decodes to --max-new-tokens, rank 1 stops at its first token: no rank waits."""
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"prompt": "What is 1 + 1?", "answer": "2"}) + "\n")
+    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "ddp", 2, "--nproc-per-node", "2", "--backend",
+                               "demo-eos-on-rank", "--data", str(data)), timeout=300)
+    assert "pte train: steps 0->2" in res.stdout
+    lines = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    # metrics are rank means (max for max_length): (24 + 1) / 2 and 24
+    assert all(x["completions/max_length"] == 24 and x["completions/mean_length"] == 12.5 for x in lines)
+    assert (tmp_path / "ddp" / "checkpoints" / "step-000002" / "adapter").is_dir()
 
 
 def test_two_rank_run_killed_and_resumed_equals_straight_run(tiny_model_dir, tmp_path):

@@ -63,6 +63,36 @@ class FailOnRank:
         return [RewardResult(0.0) for _ in completions]
 
 
+class EosOnRank:
+    """The ``hf`` backend, except that rank 0 never ends a completion and every other rank ends it
+    at once (a hook on lm_head moves the EOS logit): ranks decode very different lengths."""
+
+    def __init__(self, config):
+        from pte_rl import HFBackend
+
+        self.inner = HFBackend(config)
+
+    def load(self):
+        model, tokenizer = self.inner.load()
+        eos = tokenizer.eos_token_id
+        shift = -1e4 if os.environ.get("RANK", "0") == "0" else 1e4
+
+        def hook(module, args, out):
+            out = out.clone()
+            out[..., eos] = out[..., eos] + shift
+            return out
+
+        model.lm_head.register_forward_hook(hook)
+        return model, tokenizer
+
+
+@hookimpl
+def pte_register_backends(register):
+    from pte_rl import HFConfig
+
+    register("demo-eos-on-rank", EosOnRank, config=HFConfig, help="Test: rank 0 never stops, others at once.")
+
+
 @hookimpl
 def pte_register_eviction_policies(register):
     register("demo-keep-last", KeepLast, config=KeepLastConfig, help="Demo: keep the newest half when full.")
