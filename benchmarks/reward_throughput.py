@@ -5,7 +5,9 @@
 
 The corpus: ~300-token completions (reasoning filler + a boxed answer, half correct and half
 perturbed) built from the benchmark gold answers. Prints JSON with completions/s, agreement with
-Math-Verify, and accuracy against the known labels.
+Math-Verify, and accuracy against the known labels; and start-up separately: the wall time of
+`pte score --reward math` on --startup-rows rows in a fresh process (interpreter, CLI, registry,
+worker processes and scoring), the time until the worker pool is ready, and each worker's peak RSS.
 """
 
 from __future__ import annotations
@@ -50,11 +52,38 @@ def _wrong(gold: str, rng) -> str:
     return gold + "+1"
 
 
+def _peak_rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _pte_score_wall(items, workers: int) -> float:
+    """Seconds for `pte score` on these rows in a fresh process, as a user runs it."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = Path(tmp) / "rows.jsonl"
+        rows.write_text("".join(json.dumps({"completion": t, "answer": g}) + "\n" for t, g, _ in items))
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pte_cli", "score", "--reward", "math", "--input", str(rows),
+                        "--output", str(Path(tmp) / "out.jsonl"), "-o", f"reward.workers={workers}"],
+                       check=True, capture_output=True)
+        return time.perf_counter() - t
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=4000)
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "math"))
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--startup-rows", type=int, default=300)
     a = p.parse_args()
     items = corpus(Path(a.data), a.n)
     texts, golds, labels = zip(*items)
@@ -62,12 +91,18 @@ def main():
     from pte_rl.rewards import MathConfig, MathReward
 
     reward = MathReward(MathConfig(workers=a.workers))
-    reward.score(["\\boxed{1}"], ["1"])  # start the worker pool outside the timing
+    t = time.perf_counter()
+    reward.score(["\\boxed{1}"] * a.workers, ["1"] * a.workers)  # start the worker pool outside the timing
+    pool_ready_s = time.perf_counter() - t
     t = time.perf_counter()
     ours = [r.value for r in reward.score(list(texts), list(golds))]
     ours_s = time.perf_counter() - t
+    worker_mb = [_peak_rss_mb(p.proc.pid) for p in reward._pool._procs]
     reward.close()
-    result = {"machine": machine(), "n": a.n, "pte_math": {"completions_per_s": a.n / ours_s, "workers": a.workers,
+    startup = _pte_score_wall(items[: a.startup_rows], a.workers)
+    result = {"machine": machine(), "n": a.n,
+              "startup": {"pte_score_rows": a.startup_rows, "pte_score_wall_s": round(startup, 2),
+                          "pool_ready_s": round(pool_ready_s, 2), "worker_peak_rss_mb": worker_mb}, "pte_math": {"completions_per_s": a.n / ours_s, "workers": a.workers,
                                      "accuracy_vs_labels": sum((v == 1.0) == lab for v, lab in zip(ours, labels)) / a.n}}
     try:
         from math_verify import parse, verify

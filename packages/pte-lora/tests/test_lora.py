@@ -106,9 +106,12 @@ def test_save_load_round_trip_bit_exact(tmp_path):
     want = model(x)
     save_adapter(tmp_path / "ad", lora, manifest(), encoder)
     files = sorted(p.name for p in (tmp_path / "ad").iterdir())
-    assert files == ["adapter_config.json", "adapter_model.safetensors", "pte_config.json",
-                     "thought_encoder.safetensors"]
-    cfg = json.loads((tmp_path / "ad" / "adapter_config.json").read_text())
+    # a state-carrying encoder (the default for any encoder): no PEFT config, PEFT cannot misload it
+    assert files == ["adapter_model.safetensors", "pte_config.json", "thought_encoder.safetensors"]
+    plain = nn.Linear(3, 2)
+    plain.carries_state = False  # as encoder `none`: S = I, a plain LoRA
+    save_adapter(tmp_path / "plain", lora, manifest(), plain)
+    cfg = json.loads((tmp_path / "plain" / "adapter_config.json").read_text())
     assert cfg["peft_type"] == "LORA" and cfg["r"] == 4 and cfg["target_modules"] == ["k_proj", "o_proj", "q_proj", "v_proj"]
     model2, lora2 = make()  # same base weights; scramble the adapter so loading must restore it
     for p in lora2.parameters():

@@ -11,7 +11,9 @@ import math
 from typing import Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel
+
+from .config import FullConfig, PolicyConfig, StreamingConfig
 
 
 class CacheView(Protocol):
@@ -32,39 +34,6 @@ class EvictionPolicy(Protocol):
 
     def check_prompts(self, prompt_lengths: list[int]) -> None:
         """Raise ValueError when these prompts cannot run under this policy's budget."""
-
-
-class PolicyConfig(BaseModel):
-    """Options shared by the built-in policies."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cache_window: int = Field(
-        256, gt=0, description="Total cache budget per row in tokens, prompt included."
-    )
-    evict_ratio: float = Field(
-        0.25, description="Fraction of the generated-token window evicted at once on saturation."
-    )
-    dynamic_window: bool = Field(
-        False,
-        description="Generated-token window = longest prompt of the micro-batch, fixed at prefill "
-        "(the paper's training setting); cache_window is then ignored for generated tokens.",
-    )
-
-    @field_validator("evict_ratio")
-    @classmethod
-    def _ratio_in_range(cls, v: float) -> float:
-        if not (0.0 < v <= 1.0):
-            raise ValueError(f"evict_ratio must be in (0, 1], got {v}")
-        return v
-
-
-class StreamingConfig(PolicyConfig):
-    sink_tokens: int = Field(4, ge=0, description="First tokens of each row that never leave.")
-
-
-class FullConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _chunk(window: int, ratio: float) -> int:

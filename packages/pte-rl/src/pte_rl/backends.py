@@ -1,14 +1,19 @@
-"""Model backends. ``hf``: transformers causal LMs from a local folder, hub cache, or GGUF file."""
+"""Model backends. ``hf``: transformers causal LMs from a local folder, hub cache, or GGUF file.
+
+torch and transformers are imported where a model is loaded, not at import: the plugin registry
+imports this module to read ``HFConfig``, and `pte score` / `pte --help` never need torch."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 BUILTIN_MODELS = {
@@ -59,6 +64,8 @@ def resolve_model(spec: str) -> tuple[str, str | None]:
 
 
 def pick_device(device: str) -> torch.device:
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -81,6 +88,8 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto``: bf16 for the frozen base where the hardware runs it fast (CUDA with bf16, CPUs with
     AMX or AVX-512 BF16: decode 1.4x faster at batch 32 on an AVX-512 BF16 EPYC), else fp32.
     Adapters and encoders stay fp32 either way."""
+    import torch
+
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -161,6 +170,7 @@ def _drop_quantizer(model):
     """A GGUF-loaded model carries a quantizer; rebuild a plain model from its tensors."""
     if getattr(model, "hf_quantizer", None) is None:
         return model
+    import torch
     from transformers import AutoModelForCausalLM
 
     config = model.config

@@ -37,29 +37,11 @@ tokens carry no position.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-
-class ThoughtConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    global_tokens: int = Field(32, gt=0, description="G: learnable global tokens per layer.")
-    rank: int = Field(32, gt=0, description="r: latent dimension (the LoRA rank).")
-    init: Literal["global", "zero"] = Field("global", description="Initial state before eviction.")
-    attention: Literal["softmax", "bilinear"] = Field(
-        "softmax", description="softmax: normalised softmax over evicted tokens; bilinear: eq. 4 as printed."
-    )
-    sharpness: float = Field(3.0, gt=0, description="Softmax scale on the RMS-normalised latent scores.")
-
-
-class IdentityConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    rank: int = Field(32, gt=0, description="LoRA rank; the state is the r x r identity.")
+from .config import IdentityConfig, ThoughtConfig
 
 
 def normalize(state: torch.Tensor, target: float, eps: float = 1e-6) -> torch.Tensor:

@@ -1,27 +1,32 @@
 """Built-in thought encoders, registered through the ``pte`` entry point."""
 
-from .encoders import (
-    GlobalOnlyEncoder,
-    IdentityConfig,
-    IdentityEncoder,
-    ProgressiveEncoder,
-    ThoughtConfig,
-)
+from .config import IdentityConfig, ThoughtConfig
 from .hookspecs import hookimpl
+
+
+def _encoder(name: str):
+    """Factory that imports the encoder (and torch) only when one is built."""
+
+    def build(config):
+        from . import encoders
+
+        return getattr(encoders, name)(config)
+
+    return build
 
 
 @hookimpl
 def pte_register_thought_encoders(register):
     register(
         "progressive",
-        ProgressiveEncoder,
+        _encoder("ProgressiveEncoder"),
         config=ThoughtConfig,
         help="Fold evicted K/V into the LoRA state at every eviction (the paper's method).",
     )
-    register("none", IdentityEncoder, config=IdentityConfig, help="S = I: plain LoRA (LoRA_c baseline).")
+    register("none", _encoder("IdentityEncoder"), config=IdentityConfig, help="S = I: plain LoRA (LoRA_c baseline).")
     register(
         "global-only",
-        GlobalOnlyEncoder,
+        _encoder("GlobalOnlyEncoder"),
         config=ThoughtConfig,
         help="State from the global tokens only, never updated (ablation).",
     )

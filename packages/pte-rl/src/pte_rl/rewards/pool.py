@@ -2,15 +2,23 @@
 
 No SIGALRM: a worker that misses an item's deadline is killed and replaced, the item is
 reported as timed out, and the remaining items go on. Works off the main thread and inside
-DDP ranks or other multiprocessing workers (spawned processes, never a fork of a torch process).
+DDP ranks or other multiprocessing workers.
+
+Workers are fresh interpreters started as ``python -m pte_rl.rewards.worker`` (never a fork of a
+torch process), talking over a socket pair. Not multiprocessing's spawn: that re-imports the
+parent's main module in every worker (for the ``pte`` command: the CLI, torch and transformers,
+~6 s and ~290 MB each on a slow machine). A worker imports only the scoring function's module.
 """
 
 from __future__ import annotations
 
 import importlib
-import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
 import time
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 
 TIMEOUT = object()
 STARTUP_TIMEOUT = 120.0
@@ -21,11 +29,15 @@ def _resolve(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _worker(path: str, conn) -> None:
+def serve(path: str, conn) -> None:
+    """The worker's loop: score batches from ``conn`` with the function at ``path``."""
     fn = _resolve(path)
     conn.send("ready")
     while True:
-        batch = conn.recv()
+        try:
+            batch = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
         if batch is None:
             return
         for index, args in batch:
@@ -37,11 +49,16 @@ def _worker(path: str, conn) -> None:
 
 
 class _Proc:
-    def __init__(self, ctx, path):
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(path, child), daemon=True)
-        self.proc.start()
-        child.close()
+    def __init__(self, path):
+        ours, theirs = socket.socketpair()
+        # the worker finds modules exactly where this process does (editable installs, tests)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pte_rl.rewards.worker", path, str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL, env=env,
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
         self.todo: list[int] = []
         self.deadline = 0.0
 
@@ -52,7 +69,7 @@ class _Proc:
 
     def kill(self):
         self.proc.kill()
-        self.proc.join(1)
+        self.proc.wait(5)
         self.conn.close()
 
 
@@ -63,11 +80,10 @@ class BoundedPool:
         self.fn_path = fn_path
         self.workers = max(1, workers)
         self.timeout = timeout
-        self._ctx = mp.get_context("spawn")
         self._procs: list[_Proc] = []
 
     def _spawn(self) -> _Proc:
-        p = _Proc(self._ctx, self.fn_path)
+        p = _Proc(self.fn_path)
         p.wait_ready()
         return p
 
@@ -127,9 +143,14 @@ class BoundedPool:
                 p.conn.send(None)
             except OSError:
                 pass
-            p.proc.join(1)
-            if p.proc.is_alive():
+            try:
+                p.proc.wait(1)
+            except subprocess.TimeoutExpired:
+                pass
+            if p.proc.poll() is None:
                 p.kill()
+            else:
+                p.conn.close()
         self._procs = []
 
     def __del__(self):

@@ -2,7 +2,6 @@
 
 import os
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from pte_cache import hookimpl
@@ -26,6 +25,8 @@ class KeepLast:
         pass
 
     def plan(self, cache, incoming):
+        import torch  # here, not at import: listing plugins never loads torch
+
         over = cache.lengths + incoming > self.config.cache_window
         if not bool(over.any()):
             return None
