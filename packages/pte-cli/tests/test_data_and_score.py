@@ -59,3 +59,25 @@ def test_score_bad_rows_stop_before_writing(tmp_path):
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["reward"] == 1.5 and rows[0]["rewards"] == {"math": 1.0, "format": 1.0}
+
+
+def test_score_path_never_imports_torch(tmp_path):
+    """`pte score` and the registry run without torch: the reward's worker processes and the CLI
+    start in a blink instead of importing torch and transformers (~6 s, ~290 MB each)."""
+    import subprocess
+    import sys
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"completion": "so \\\\boxed{4}", "answer": "4"}\n')
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from pte_cli.cli import cli\n"
+        f"res = CliRunner().invoke(cli, ['score', '--reward', 'math', '--input', {str(rows)!r}])\n"
+        "assert res.exit_code == 0, res.output\n"
+        "assert '\"reward\": 1.0' in res.output, res.output\n"
+        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
