@@ -81,3 +81,81 @@ def test_score_path_never_imports_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+REWARDS_PY = '''
+import math
+
+
+def has_four(completions, answers, **columns):
+    return [1.0 if "4" in c else 0.0 for c in completions]
+
+
+def by_level(completions, answers, level, **columns):  # other JSONL fields arrive as columns
+    return [None if lv is None else float(lv) for lv in level]
+
+
+def nan_on_b(completions, answers, **columns):
+    return [math.nan if "b" in c else 0.5 for c in completions]
+
+
+def raises_on_b(completions, answers, **columns):
+    if any("b" in c for c in completions):
+        raise ValueError("cannot score b")
+    return [1.0 for _ in completions]
+
+
+def always_raises(completions, answers, **columns):
+    raise RuntimeError("broken")
+
+
+def wrong_length(completions, answers, **columns):
+    return [1.0]
+'''
+
+
+def _score(tmp_path, *rewards):
+    (tmp_path / "my_rewards.py").write_text(REWARDS_PY)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"completion": "a 4", "answer": "4", "level": 2}, {"completion": "b", "answer": "4", "level": None},
+        {"completion": "c 4", "answer": "4", "level": 5}]))
+    args = ["score", "--input", str(rows)]
+    for r in rewards:
+        args += ["--reward", r.replace("FILE", str(tmp_path / "my_rewards.py"))]
+    res = CliRunner().invoke(cli, args)
+    lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")] if res.exit_code == 0 else []
+    return res, lines
+
+
+def test_reward_as_a_python_function_in_a_file(tmp_path):
+    res, rows = _score(tmp_path, "FILE:has_four", "FILE:by_level:0.1")
+    assert res.exit_code == 0, res.output
+    assert [r["reward"] for r in rows] == [1.2, 0.0, 1.5]
+    assert "reward_reason" not in rows[1]  # None: the reward does not apply, no failure
+
+
+def test_reward_function_failures_never_poison_other_rows(tmp_path):
+    res, rows = _score(tmp_path, "FILE:nan_on_b", "FILE:raises_on_b")
+    assert res.exit_code == 0, res.output
+    assert [r["reward"] for r in rows] == [1.5, 0.0, 1.5]  # the failing row gets 0 from each
+    assert "not a finite number: nan" in rows[1]["reward_reason"]
+    assert "error: ValueError: cannot score b" in rows[1]["reward_reason"]
+
+
+def test_reward_function_that_always_fails_stops_with_a_message(tmp_path):
+    res, _ = _score(tmp_path, "FILE:always_raises")
+    assert res.exit_code == 1 and "failed on all 3 rows" in res.output and "RuntimeError: broken" in res.output
+    res, _ = _score(tmp_path, "FILE:wrong_length")
+    assert res.exit_code == 1 and "returned 1 values for 3 completions" in res.output
+
+
+def test_reward_function_spec_errors_are_usage_errors(tmp_path):
+    res, _ = _score(tmp_path, "FILE:nope")
+    assert res.exit_code == 2 and "has no function 'nope'" in res.output and "has_four" in res.output
+    res, _ = _score(tmp_path, str(tmp_path / "missing.py") + ":fn")
+    assert res.exit_code == 2 and "file not found" in res.output
+    res, _ = _score(tmp_path, "pte_rl.rewards.function:is_function_spec:x")
+    assert res.exit_code == 2 and "weight 'x' is not a number" in res.output
+    res, rows = _score(tmp_path, "math:0.5")  # a registry name with a weight is not a function
+    assert res.exit_code == 0 and rows[0]["reward"] == 0.5

@@ -134,7 +134,7 @@ def generate(backend, model, device, dtype, plugin_opts, eviction, cache_window,
 
 @cli.command()
 @click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
-              help="Reward NAME or NAME:WEIGHT (repeatable) [default: math].")
+              help="Reward NAME[:WEIGHT], or a function FILE.py:FN[:WEIGHT] / MODULE:FN[:WEIGHT] (repeatable) [default: math].")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), required=True,
               help="JSONL rows with 'completion' and 'answer' (other fields are kept).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
@@ -192,7 +192,7 @@ def data_arithmetic(n, seed, max_operand, max_terms, operators):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="First N problems of each dataset.")
 @click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
-              help="Reward NAME or NAME:WEIGHT [default: math].")
+              help="Reward NAME[:WEIGHT], or a function FILE.py:FN[:WEIGHT] / MODULE:FN[:WEIGHT] [default: math].")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--system", default=None, help="System message for the chat template.")
 @click.option("--output", default=None, help="Folder for results.json and samples.jsonl (resumable).")

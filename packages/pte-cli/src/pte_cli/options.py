@@ -23,6 +23,17 @@ class PluginName(click.ParamType):
         if isinstance(value, tuple):
             return value
         name, weight = value, None
+        if self.kind == "reward":
+            from pte_rl.rewards.function import RewardFunctionError, is_function_spec, load_function, split_spec
+
+            registered = value.partition(":")[0] in get_registry().names("reward")  # NAME:WEIGHT
+            if is_function_spec(value) and not registered:  # file.py:fn[:w] or module:fn[:w], like TRL
+                try:
+                    spec, w = split_spec(value)
+                    load_function(spec)  # a missing file or function is a usage error now
+                except RewardFunctionError as err:
+                    self.fail(str(err), param, ctx)
+                return spec, w
         if self.weighted and ":" in value:
             name, _, raw = value.partition(":")
             try:

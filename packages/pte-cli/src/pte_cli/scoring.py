@@ -17,20 +17,36 @@ def reward_configs(rewards, extra):
     ``-o reward.FIELD=V`` goes to every reward with that field; a field none has is an error."""
     import click
 
+    from pte_rl.rewards.function import FunctionReward, is_function_spec
+
     from .registry import get_registry
 
     options = extra.get("reward", {})
-    entries = [get_registry().get("reward", name) for name, _ in rewards]
+    functions = {name for name, _ in rewards if is_function_spec(name)}
+    entries = [_FunctionEntry(FunctionReward, name) if name in functions else get_registry().get("reward", name)
+               for name, _ in rewards]
     fields = [set(e.config.model_fields) if e.config is not None else set() for e in entries]
     unused = [k for k in options if not any(k in f for f in fields)]
     if unused:
         names = ", ".join(n for n, _ in rewards)
         raise click.UsageError(f"-o reward.{unused[0]}: no selected reward ({names}) has option '{unused[0]}'")
     out = []
-    for (name, weight), f in zip(rewards, fields):
+    for (name, weight), f, entry in zip(rewards, fields, entries):
+        if name in functions:
+            out.append((name, entry, None, weight))
+            continue
         entry, config = plugin_config("reward", name, {}, {k: v for k, v in options.items() if k in f})
         out.append((name, entry, config, weight))
     return out
+
+
+class _FunctionEntry:
+    """Stands in for a registry entry: a reward given as FILE.py:FUNCTION or MODULE:FUNCTION."""
+
+    config = None
+
+    def __init__(self, cls, spec):
+        self.factory = lambda: cls(spec)
 
 
 def build_reward(rewards, extra):
@@ -43,8 +59,15 @@ def build_reward(rewards, extra):
 
 def run_score(rewards, input_path, output, skip_bad_rows, extra):
     rows, _ = read_jsonl(input_path, ("completion", "answer"), skip_bad=skip_bad_rows)
+    from pte_rl.rewards.function import RewardFunctionError
+
     reward = build_reward(rewards, extra)
-    parts = reward.score_parts([r["completion"] for r in rows], [r["answer"] for r in rows])
+    names = sorted({k for r in rows for k in r} - {"completion", "answer", "_line"})
+    columns = {k: [r.get(k) for r in rows] for k in names}  # other fields reach the rewards
+    try:
+        parts = reward.score_parts([r["completion"] for r in rows], [r["answer"] for r in rows], **columns)
+    except RewardFunctionError as err:
+        raise click.ClickException(str(err)) from None
     totals = reward.total(parts)
     lines = []
     for i, row in enumerate(rows):

@@ -23,7 +23,9 @@ DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them 
               help="Generated-token window = longest prompt of the batch (method.md §1). "
                    "[default: on, off when --cache-window is given]")
 @click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
-              help="Reward NAME or NAME:WEIGHT, repeatable [default: math].")
+              help="Reward NAME[:WEIGHT] from the registry, or a Python function FILE.py:FN[:WEIGHT] / "
+                   "MODULE:FN[:WEIGHT] called as fn(completions, answers, **columns) -> list of float "
+                   "or None; repeatable [default: math].")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help=f"JSONL with 'prompt' and 'answer' [default: {DEFAULT_DATA}].")
 @click.option("--skip-bad-rows", is_flag=True, help="Report and skip malformed data rows instead of stopping.")

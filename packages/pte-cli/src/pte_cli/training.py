@@ -135,10 +135,11 @@ def run_train(choices, kw):
     trainer = Trainer(pte, tokenizer, eviction.build, reward, problems, config, manifest,
                       eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info, eval_problems=eval_problems)
     from pte_rl.checkpoint import CheckpointError
+    from pte_rl.rewards.function import RewardFunctionError
 
     try:
         result = trainer.train()
-    except CheckpointError as err:  # a user's folder, not a bug: the message, no traceback
+    except (CheckpointError, RewardFunctionError) as err:  # the user's folder or function: the message
         raise click.ClickException(str(err)) from None
     for _, r, _ in reward.parts:
         getattr(r, "close", lambda: None)()
