@@ -140,6 +140,21 @@ def test_adapter_remembers_its_system_prompt(tiny_model_dir, tmp_path):
     assert json.loads(other.stdout)["prompt_tokens"] > tokens
 
 
+def test_train_with_a_reward_function_from_a_file(tiny_model_dir, tmp_path):
+    rewards = tmp_path / "short.py"
+    rewards.write_text("def short(completions, answers, **columns):  # the first row of a batch fails\n"
+                       "    return [float('nan')] + [1.0 if len(c) < 40 else 0.0 for c in completions[1:]]\n")
+    spec = f"{rewards}:short"
+    args = [a for a in _train_args(tiny_model_dir, tmp_path / "run", 2) if a not in ("-o", "reward.workers=0")]
+    res = run_pte(*args, "--reward", spec, "--reward", "math:0.5", "-o", "reward.workers=0")
+    assert "pte train: steps 0->2" in res.stdout
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(f"reward/{spec}/mean" in x and "reward/math/mean" in x for x in lines[1:])
+    assert all(x["reward_failures"] >= 1 for x in lines[1:])  # counted, and the run went on
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert {"name": spec, "weight": 1.0} in config["rewards"]
+
+
 def test_eval_data_every_n_steps(tiny_model_dir, tmp_path):
     held = tmp_path / "held.jsonl"
     held.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
