@@ -92,6 +92,13 @@ class LengthReward:
         return [RewardResult(float("7" in c)) for c in completions]
 
 
+class ConstantReward:
+    name = "zero"
+
+    def score(self, completions, answers, **columns):
+        return [RewardResult(0.0) for _ in completions]
+
+
 class Tok:
     pad_token_id = 0
 
@@ -230,3 +237,36 @@ def test_trainer_state_with_pickled_code_is_refused_not_run(tmp_path):
     with pytest.raises(CheckpointError, match="refusing to load: it holds objects other than tensors"):
         make_trainer(tmp_path, max_steps=2, resume=True).train()
     assert not marker.exists()
+
+
+def test_completions_log_checkpoint_pruning_and_warnings(tmp_path, capsys):
+    import json
+
+    trainer = make_trainer(tmp_path, max_steps=4, save_every=1, save_total_limit=2, log_completions=3)
+    trainer.train()
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["step-000003", "step-000004"]  # the newest two, nothing half-written left
+    rows = [json.loads(x) for x in (tmp_path / "completions.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    first = rows[0]
+    assert {"prompt_id", "prompt", "completion", "reward", "rewards", "length", "evictions", "finished"} <= set(first)
+    assert set(first["rewards"]) == {"has-7"} and first["length"] >= 1
+    assert rows[0]["prompt"] != rows[1]["prompt"]  # the first completion of each group first
+    clipped = [json.loads(x)["completions/clipped_ratio"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    warned = capsys.readouterr().out.count("hit --max-new-tokens")
+    assert warned == sum(c >= 0.9 for c in clipped), (warned, clipped)
+    # resume from step 3: the completions of step 4 are redone, not duplicated
+    resumed = make_trainer(tmp_path, max_steps=4, save_every=1, save_total_limit=2, log_completions=3, resume=True)
+    (tmp_path / "checkpoints" / "step-000004").rename(tmp_path / "checkpoints" / "gone")
+    resumed.train()
+    steps = [json.loads(x)["step"] for x in (tmp_path / "completions.jsonl").read_text().splitlines()]
+    assert steps == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+
+
+def test_warning_when_every_group_is_flat(tmp_path, capsys):
+    trainer = make_trainer(tmp_path, max_steps=3, max_new_tokens=2)
+    trainer.reward = WeightedSum([("zero", ConstantReward(), 1.0)])
+    trainer.train()
+    out = capsys.readouterr().out
+    assert out.count("every group had zero reward spread") == 1  # once, not every step
+    assert "hit --max-new-tokens (2)" in out

@@ -84,6 +84,11 @@ DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them 
                    "Pays off on CUDA; measured slower on a 2-core CPU.")
 @click.option("--save-every", type=click.IntRange(0), default=0, show_default=True,
               help="Checkpoint every N steps (0: only at the end).")
+@click.option("--save-total-limit", type=click.IntRange(1), default=None,
+              help="Keep only the newest K checkpoints [default: all].")
+@click.option("--log-completions", type=click.IntRange(0), default=0, show_default=True,
+              help="Write N sampled completions per step (text, reward parts, length, evictions) to "
+                   "OUTPUT_DIR/completions.jsonl and TensorBoard.")
 @click.option("--resume", is_flag=True, help="Continue from the latest complete checkpoint in --output-dir.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--profile-steps", type=click.IntRange(0), default=0, show_default=True,

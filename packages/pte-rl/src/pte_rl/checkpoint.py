@@ -81,6 +81,19 @@ def save_checkpoint(output_dir, step: int, pte, manifest: AdapterManifest, optim
     return final
 
 
+def prune_checkpoints(output_dir, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` complete checkpoints (>= 1 always stays); returns the
+    removed folders. Folders still being written have temporary names and are never touched."""
+    root = checkpoint_dir(output_dir)
+    if keep < 1 or not root.is_dir():
+        return []
+    steps = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _STEP.match(p.name)) and p.is_dir())
+    old = [p for _, p in steps[:-keep]]
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+    return old
+
+
 def latest_checkpoint(output_dir) -> Path | None:
     root = checkpoint_dir(output_dir)
     if not root.is_dir():

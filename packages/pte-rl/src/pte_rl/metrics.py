@@ -20,6 +20,7 @@ class MetricsLogger:
     def __init__(self, output_dir: str | Path, enabled: bool = True, tensorboard: bool = True):
         self.enabled = enabled
         self.path = Path(output_dir) / "metrics.jsonl"
+        self.completions_path = Path(output_dir) / "completions.jsonl"
         self.writer = None
         if not enabled:
             return
@@ -44,6 +45,19 @@ class MetricsLogger:
                     self.writer.add_scalar(key, value, step)
             self.writer.flush()
 
+    def log_completions(self, step: int, rows: list[dict]) -> None:
+        """Sampled completions of a step, one JSON line each (and a TensorBoard text panel)."""
+        if not self.enabled or not rows:
+            return
+        with open(self.completions_path, "a", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps({"step": step, **row}, ensure_ascii=False) + "\n")
+        if self.writer is not None:
+            text = "\n\n".join(f"**{r['prompt_id']}** reward {r['reward']:.3g}, {r['length']} tokens, "
+                                f"{r['evictions']} evictions\n\n    {r['completion']}" for r in rows)
+            self.writer.add_text("completions", text, step)
+            self.writer.flush()
+
     def read(self, step: int) -> dict | None:
         """The logged metrics of ``step`` (the last line for it), or None."""
         if not self.path.exists():
@@ -58,11 +72,13 @@ class MetricsLogger:
 
     def truncate_after(self, step: int) -> None:
         """On resume, drop lines of steps that will be redone."""
-        if not self.enabled or not self.path.exists():
+        if not self.enabled:
             return
-        keep = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(line + "\n" for line in keep))
+        for path in (self.path, self.completions_path):
+            if path.exists():
+                keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+                        if line.strip() and json.loads(line).get("step", 0) <= step]
+                path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
 
     def close(self) -> None:
         if self.writer is not None:

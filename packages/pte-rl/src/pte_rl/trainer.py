@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field
 
-from .checkpoint import latest_checkpoint, load_checkpoint, run_identity, save_checkpoint
+from .checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, run_identity, save_checkpoint
 from .data import Problem
 from .evaluation import evaluate_counts, summarize_counts
 from .grpo import group_advantages, per_token_loss, token_weights
@@ -65,6 +65,9 @@ class TrainConfig(BaseModel):
         "window", description="How far a chunk's loss reaches back in replay: window (prompt and every "
         "cached token), chunk (the chunk alone), exact (everything; memory grows with length).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
+    save_total_limit: int | None = Field(None, ge=1, description="Keep only the newest K checkpoints.")
+    log_completions: int = Field(0, ge=0, description="Sampled completions per step written to "
+                                 "completions.jsonl (and TensorBoard text).")
     eval_every: int = Field(0, ge=0, description="Held-out eval every N steps (0: only before and after "
                             "training); needs eval problems.")
     eval_batch_size: int = Field(64, gt=0, description="Rows per greedy held-out eval batch.")
@@ -129,6 +132,7 @@ class Trainer:
         self.logger = MetricsLogger(config.output_dir, enabled=self.dist.main, tensorboard=config.tensorboard)
         self._encoded: dict[str, list[int]] = {}
         self._order_epoch, self._order = -1, []
+        self._flat_steps = 0
         self.identity = run_identity(manifest, config.model_dump(), problems)
 
     # ------------------------------------------------------------------ setup
@@ -218,6 +222,8 @@ class Trainer:
         columns = {k: [r.extra.get(k) for r in rows] for k in sorted({k for r in rows for k in r.extra})}
         parts = self.reward.score_parts(texts, [r.answer for r in rows], **columns)
         rewards = torch.tensor(self.reward.total(parts), dtype=torch.float32)
+        if c.log_completions:
+            self.logger.log_completions(step + 1, self._sample_rows(problems, completions, texts, parts, rewards))
         advantages, zero_std = group_advantages(rewards, c.group_size, c.scale_rewards)
         truncated = torch.tensor([not x.finished for x in completions])
         lengths = torch.tensor([len(x.token_ids) for x in completions])
@@ -291,6 +297,23 @@ class Trainer:
             "reward_failures": sum(1 for res in parts.values() for r in res if r.reason),
         }
         return self._reduce_metrics(metrics)
+
+    def _sample_rows(self, problems, completions, texts, parts, rewards) -> list[dict]:
+        """``log_completions`` of this step's completions, the first of each group first."""
+        g = self.config.group_size
+        order = sorted(range(len(completions)), key=lambda i: (i % g, i // g))[: self.config.log_completions]
+        rows = []
+        for i in order:
+            problem = problems[i // g]
+            rows.append({
+                "prompt_id": str(problem.extra.get("id", problem.line or i // g)), "prompt": problem.prompt,
+                "completion": texts[i], "reward": float(rewards[i]),
+                "rewards": {name: res[i].value for name, res in parts.items()},
+                "reasons": {name: res[i].reason for name, res in parts.items() if res[i].reason},
+                "length": len(completions[i].token_ids), "finished": completions[i].finished,
+                "evictions": completions[i].num_evictions,
+            })
+        return rows
 
     def _replay_backward(self, batch, idx, old_lp, ref_lp, adv, weights, stats, first):
         c = self.config
@@ -391,8 +414,11 @@ class Trainer:
                 if step + 1 - start >= c.profile_steps:
                     profiler.stop()
                     profiler = None
+            self._warn(step + 1, metrics, bar)
             if self.dist.main and ((c.save_every and (step + 1) % c.save_every == 0) or last):
                 self.save(step + 1)
+                if c.save_total_limit:
+                    prune_checkpoints(c.output_dir, c.save_total_limit)
             if self.dist.world > 1:
                 dist.barrier()
         if profiler is not None:
@@ -400,6 +426,20 @@ class Trainer:
         self.logger.close()
         return {"start_step": start, "history": history, "eval_before": eval_before, "eval_after": eval_after,
                 "checkpoint": str(latest_checkpoint(c.output_dir) or "")}
+
+    def _warn(self, step: int, metrics: dict, bar) -> None:
+        """Say so when a run silently stops learning (the failures TRL users report most)."""
+        if not self.dist.main:
+            return
+        if metrics["completions/clipped_ratio"] >= 0.9:
+            bar.write(f"warning: step {step}: {metrics['completions/clipped_ratio']:.0%} of completions hit "
+                      f"--max-new-tokens ({self.config.max_new_tokens}); they are scored unfinished "
+                      "(raise the limit, or --mask-truncated)")
+        self._flat_steps = self._flat_steps + 1 if metrics["frac_reward_zero_std"] >= 1.0 else 0
+        if self._flat_steps == 3:
+            bar.write(f"warning: steps {step - 2}-{step}: every group had zero reward spread, so there is "
+                      "no policy gradient (all answers equally right or wrong: easier data, larger "
+                      "--group-size or a higher --temperature)")
 
     def evaluate(self) -> dict:
         """Greedy held-out accuracy under the training cache (each rank a shard, counts summed)."""
