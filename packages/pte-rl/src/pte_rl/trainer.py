@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,7 +265,9 @@ class Trainer:
                                       stats, first=iteration == 0)
             grad_norm = self._reduce_and_clip()
             self.optimizer.step()
-        self.scheduler.step()
+        with warnings.catch_warnings():  # a skipped step has no optimizer.step(); the schedule still counts it
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            self.scheduler.step()
         t_train = time.perf_counter() - t1
 
         n_tok = max(stats["tokens"], 1.0)
