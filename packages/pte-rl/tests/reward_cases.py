@@ -2,6 +2,7 @@
 into a short fake completion by the test unless it already contains a box or prose."""
 
 EQUAL = [
+    ("x_1 + x_2", "x1 + x2"),
     # integers, signs, formatting
     ("5", "5"), ("-3", "-3"), ("42", "42.0"), ("42", "42.00"), ("0", "0"), ("0", "-0"), ("7", "+7"),
     ("1000", "1,000"), ("1000000", "1,000,000"), ("1234567", "1,234,567"), ("12", "12."),
@@ -67,9 +68,53 @@ EQUAL = [
     ("I(0) e^{-t}", "e^{-t} I(0)"), ("f(x)", "f(x)"), ("x(x+1)", "x^2+x"), ("2x(x-1)", "2x^2-2x"),
     # abs
     ("5", "|-5|"), ("|x|", "|x|"),
+    # labelled answers: a name, |name|, name tuple or ratio of names on the left is dropped
+    ("(3,2)", "(p,q)=(3,2)"), ("(3,2)", "(p, q) = (3, 2)"), ("4, 5", "AB=4, CD=5"), ("4, 5", "AB = 4,\\ CD = 5"),
+    ("11:21", "V_1:V_2=11:21"), ("1", "|AB|=1"), ("2, 3", "x_1=2, x_2=3"), ("2, 3", "x_{1} = 3, x_{2} = 2"),
+    ("\\frac{3}{4}", "AB = \\frac{3}{4}"), ("24", "m\\angle A = 24^\\circ"), ("7", "f(2) = 7"), ("\\sqrt{5}", "\\overline{PQ} = \\sqrt{5}"),
+    ("n, 1", "f(n)=n, g(n)=1"),
+    # relations: spellings, flipped sides, negated sides, and the matching interval
+    ("x \\geq 5", "x >= 5"), ("x\\ge 5", "x \\geq 5"), ("x \\geq 5", "x≥5"), ("x \\leq 5", "5 \\geq x"), ("x<1", "-x > -1"),
+    ("x \\le 3", "x ≤ 3"), ("x \\lt 3", "x<3"), ("x \\gt 0", "0 < x"), ("x \\neq 2", "x != 2"), ("x \\ne 2", "x ≠ 2"),
+    ("k \\geqslant 2", "k \\ge 2"), ("a \\geq b", "b \\leq a"), ("x > 2", "2x > 4"), ("x \\leq 5", "x \\leq 5.0"),
+    ("[5,\\infty)", "x \\geq 5"), ("(-\\infty, 3]", "x \\le 3"), ("(-\\infty,2)\\cup(2,\\infty)", "x \\neq 2"),
+    ("x \\in (-\\infty, 3]", "x \\leq 3"), ("(4, \\infty)", "t > 4"),
+    # double inequalities: an interval when the middle is a variable or function term
+    ("(0,1)", "0<f(x)<1"), ("[1, 3/2]", "1 \\le |z| \\le 3/2"), ("[0,1)", "0 \\leq x < 1"), ("1 < x < 3", "3 > x > 1"),
+    ("0 < x < 1", "(0,1)"), ("(-2, 5]", "-2 < y \\leq 5"),
+    # answer lists written with ; and/or
+    ("\\{-12,-11,-10\\}", "-12;-11;-10"), ("1,2,3", "$1$ and $2$ and $3$"), ("6, 8", "6 \\text{ and } 8"),
+    ("(11,7),(7,11)", "(11,7) or (7,11)"), ("2, 3", "x = 2 \\text{ or } x = 3"), ("\\pm 3", "3 \\text{ or } -3"),
+    ("-1, 4", "-1 and 4"), ("\\text{Alice and Bob}", "Alice and Bob"),
+    # thousands separators only for a whole single number; pairs and intervals keep their commas
+    ("(1, 100)", "(1,100)"), ("[0, 250]", "[0,250]"), ("(12,102)", "(12, 102)"), ("14916", "14{,}916"),
+    ("11111100", "11,\\! 111,\\! 100"), ("12000023", "12,000,023"), ("58,500", "58500"), ("(2,251,252)", "(2, 251, 252)"),
+    # unsupported notation that now parses
+    ("125", "125\\textnormal{ miles}"), ("\\sec^2(y)", "\\tan^2(y)+1"), ("28\\%", "28 pct"), ("28", "28 percentage"),
+    ("28\\%", "28 percent"), ("55", "\\sum_{k=1}^{10} k"), ("120", "\\prod_{j=1}^{5} j"), ("\\sin^2 x", "1-\\cos^2 x"),
+    ("\\cot x", "\\frac{\\cos x}{\\sin x}"), ("\\frac{\\pi}{6}", "\\sin^{-1}(1/2)"), ("3", "\\log_2 8"), ("3", "\\lfloor \\pi \\rfloor"),
+    ("x_1 + x_2", "x_{2}+x_{1}"), ("2\\alpha", "\\alpha+\\alpha"),
+    # chains and approximations
+    ("11", "x \\approx 11"), ("6", "z = 3+3 = 6"), ("42", "6 \\times 7 = 42"), ("10.95", "2\\sqrt{30} \\approx 10.95"),
+    ("2\\sqrt{30}", "2\\sqrt{30} \\approx 10.95"), ("\\frac{1}{12}", "\\frac{1}{12} \\approx 0.0833"), ("5", "x = 2 + 3 = 5"),
+    # equations: lhs - rhs equal up to a nonzero constant factor
+    ("y=-\\frac12x+\\frac34", "2x+4y-3=0"), ("2x+4y-3=0", "-2x-4y+3=0"), ("y = 2x+3", "y - 2x = 3"),
+    ("x^2+y^2=1", "2x^2+2y^2=2"), ("5x - 7y + 11z + 4 = 0", "10x - 14y + 22z + 8 = 0"), ("y = 2x + 3", "2x - y + 3 = 0"),
+    # decimals vs fractions: a long decimal matches a rational without a finite expansion
+    ("\\frac{1}{12}", "0.0833333333333333"), ("1/12", "0.08333333"), ("\\frac{1}{3}", "0.3333333"),
+    ("\\frac{2}{7}", "0.285714285714"), ("0.0833333333", "\\frac{1}{12}"), ("\\sqrt{17}", "4.123105625617661"),
+    # matrices written with array
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\left(\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}\\right)"),
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\left[\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}\\right]"),
+    ("\\begin{bmatrix} 1 \\\\ -2 \\end{bmatrix}", "\\begin{array}{c} 1 \\\\ -2 \\end{array}"),
+    ("\\begin{pmatrix} \\frac{1}{2} \\\\ 0 \\end{pmatrix}", "\\left(\\begin{array}{c} 0.5 \\\\ 0 \\end{array}\\right)"),
+    # wrappers
+    ("(-6, 10)", "\\((-6, 10)\\)"), ("(-6, 10)", "\\[(-6,10)\\]"), ("42", "**42**"),
 ]
 
 NOT_EQUAL = [
+    # a letter glued to digits is a subscripted symbol, not a product
+    ("p - q", "p - q1"), ("2x", "x2"),
     ("5", "6"), ("5", "-5"), ("-3", "3"), ("42", "24"), ("1000", "100"), ("0", "1"), ("7", "7.1"),
     ("\\frac{1}{2}", "\\frac{1}{3}"), ("\\frac{3}{56}", "\\frac{4}{56}"), ("\\frac{14}{3}", "\\frac{3}{14}"),
     ("-\\frac{1}{3}", "\\frac{1}{3}"), ("0.5", "0.05"), ("\\frac{1}{4}", "0.24"), ("2", "\\frac{5}{2}"),
@@ -92,6 +137,35 @@ NOT_EQUAL = [
     ("I(0)", "-(I(0))"), ("f(2)", "f(3)"),
     ("\\sin(x)", "\\cos(x)"), ("\\ln 2", "\\ln 3"), ("120", "4!"), ("1024", "2^{11}"), ("5", "|-6|"),
     ("12", "121"), ("3", "33"), ("18", "1.8"), ("64", "6.4"), ("9", "-9"), ("27", "72"), ("-1", "1"),
+    # labels must not make different answers equal; an expression lhs is an equation, not a label
+    ("(3,2)", "(p,q)=(2,3)"), ("4, 5", "AB=4, CD=6"), ("11:21", "V_1:V_2=21:11"), ("1", "|AB|=2"), ("2", "2x = 4"),
+    ("5", "x^2=5"), ("7", "f(2) = 8"), ("(2,3)", "x=2, y=3"), ("2, 3", "x_1=2, x_2=4"), ("\\frac{3}{4}", "AB=\\frac{4}{3}"),
+    # relations: strictness, direction, variables and intervals differ
+    ("x>5", "x\\geq5"), ("x \\geq 5", "x \\leq 5"), ("x<1", "x>-1"), ("x>2", "x<2"), ("a \\geq b", "a \\leq b"),
+    ("x \\geq 5", "y \\geq 5"), ("x \\neq 2", "x = 2"), ("[5,\\infty)", "x>5"), ("(5,\\infty)", "x \\geq 5"), ("5", "x > 5"),
+    ("(-\\infty, 3]", "x < 3"), ("x \\leq 5", "5"),
+    ("0<x<1", "[0,1]"), ("(0,1)", "0 \\leq x < 1"), ("1 < x < 3", "1 < x \\leq 3"), ("[1, 3/2]", "1 < |z| \\le 3/2"),
+    ("(0,1)", "0 < x+1 < 1"),
+    # lists
+    ("2", "2 or 3"), ("3", "x = 3 \\text{ or } x = -3"), ("1,2,3", "1 and 2"), ("\\{-12,-11,-10\\}", "-12;-11;-9"),
+    ("(11,7),(7,11)", "(11,7) or (11,7)"),
+    # tuples/intervals keep their commas, brackets and order
+    ("(1,2)", "[1,2]"), ("(3,2)", "(2,3)"), ("(1, 100)", "(1100)"), ("(12,102)", "12102"), ("(1,2,3)", "(3,2,1)"),
+    ("[0, 250]", "[0, 25]"),
+    # notation
+    ("\\sec^2(y)", "\\tan^2(y)"), ("\\csc x", "\\sec x"), ("55", "\\sum_{k=1}^{9} k"), ("28\\%", "29 pct"), ("125", "12.5\\textnormal{ miles}"),
+    ("x_1", "x_2"), ("3", "\\log_2 9"),
+    # chains and approximations judge the last side (or a consistent exact side)
+    ("6", "z = 6 = 7"), ("11", "x \\approx 12"), ("2\\sqrt{30}", "5 \\approx 10.95"), ("5", "x = 5 + 1 = 6"),
+    # equations that are not multiples of each other
+    ("2x+4y-3=0", "2x+4y+3=0"), ("y = 2x+3", "y = 2x"), ("x^2+y^2=1", "x^2+y^2=2"), ("y = 2x", "x = 2y"),
+    ("5x - 7y + 11z + 4 = 0", "5x - 7y + 11z - 4 = 0"),
+    # decimals vs fractions: short roundings and finite decimals stay exact
+    ("1/12", "0.083"), ("1/3", "0.33"), ("\\frac{1}{2}", "0.500001"), ("2", "2.0000001"), ("\\frac{2}{7}", "0.2857"),
+    ("0.125", "0.1250001"), ("\\sqrt{2}", "1.414"),
+    # matrices
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\left(\\begin{array}{cc} 1 & 3 \\\\ 2 & 4 \\end{array}\\right)"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\left[\\begin{array}{c} 2 \\\\ 1 \\end{array}\\right]"),
 ]
 
 COMPLETIONS = [
@@ -127,4 +201,42 @@ COMPLETIONS = [
     ("7", "Let me think. 3+4=7. Answer: 7", 1.0),
     ("7", "3+4 = 8? no. Answer: \\boxed{8}", 0.0),
     ("2", "The roots are \\boxed{x = 2}", 1.0),
+    # no box: the answer sentence ends at a full stop (not a decimal point)
+    ("12000023", "So the total is 12,000,023.\nFinal Answer: The final answer is 12,000,023. I hope it is correct.", 1.0),
+    ("12000023", "Final Answer: The final answer is 12,000,024. I hope it is correct.", 0.0),
+    ("42", "6 times 7. The answer is 42. Done.", 1.0),
+    ("3.5", "Half of 7 gives the answer is 3.5. That's it.", 1.0),
+    ("3.5", "The answer is 3.6. That's it.", 0.0),
+    ("34", "Checking n = 35 fails.\n\nFinal Answer: The largest $n$ is 34.", 1.0),
+    ("34", "Final Answer: The largest $n$ is 35.", 0.0),
+    ("(-6,10)", "The midpoint works out.\n\nThe answer is \\((-6, 10)\\).", 1.0),
+    ("(-6,10)", "So the answer is: \\[(-6, 10)\\]", 1.0),
+    ("5", "The answer is 5, because 2+3=5.", 1.0),
+    ("42", "The final answer is **42**.", 1.0),
+    ("\\frac{1}{2}", "Therefore, the answer is $\\frac{1}{2}$, which is in lowest terms.", 1.0),
+    ("5", "Therefore, the answer is $x = 5$.", 1.0),
+    # last-number fallback: fractions, math spans, and never a number glued inside a word
+    ("\\frac{2}{3}", "Two of the three outcomes win, so the probability is 2/3.", 1.0),
+    ("3", "Two of the three outcomes win, so the probability is 2/3.", 0.0),
+    ("(7,6)", "Solving both equations, the intersection point is $(7, 6)$", 1.0),
+    ("6", "Solving both equations, the intersection point is $(7, 6)$", 0.0),
+    ("42", "We computed $40 + 2 = 42$", 1.0),
+    ("2", "The code is AZYUK2A", 0.0),
+    ("2", "Use token AZYUK2A to log in.", 0.0),
+    ("7", "There are 7 of them; the serial is XK9Z.", 1.0),
+    # several final boxes: one unordered answer when the gold is a list or set, else the last box
+    ("\\{1,2,3\\}", "The roots are \\boxed{1}, \\boxed{2}, \\boxed{3}", 1.0),
+    ("1, 2, 3", "The roots are \\boxed{3}, \\boxed{1}, \\boxed{2}.", 1.0),
+    ("(2,2),(6,2)", "So $\\boxed{(2,2)} \\quad\\text{and}\\quad \\boxed{(6,2)}$", 1.0),
+    ("-2, 3", "$x = \\boxed{-2}$ or $x = \\boxed{3}$", 1.0),
+    ("\\pm 3", "\\boxed{3} \\text{ and } \\boxed{-3}", 1.0),
+    ("1, 2, 3", "The roots are \\boxed{1}, \\boxed{2}", 0.0),
+    ("1, 2, 3", "The roots are \\boxed{1}, \\boxed{2}, \\boxed{4}", 0.0),
+    ("(1,2,3)", "\\boxed{1}, \\boxed{2}, \\boxed{3}", 0.0),
+    ("(2,3)", "\\boxed{2}, \\boxed{3}", 0.0),
+    ("3", "\\boxed{1}, \\boxed{2}, \\boxed{3}", 1.0),
+    ("1, 2", "First \\boxed{1}. Then, after checking, the answer is \\boxed{2}", 0.0),
+    ("2", "First \\boxed{1}. Then, after checking, the answer is \\boxed{2}", 1.0),
+    ("1, 2", "\\boxed{1} \\quad \\boxed{2} and \\boxed{}", 1.0),
+    ("1, 2", "So \\boxed{1, 2}\n\n\\boxed{1, 2}", 1.0),
 ]

@@ -65,6 +65,20 @@ PATHOLOGICAL = [
     "1" * 200_000,
     "\\boxed{" + "1+" * 300 + "1}",
     "The answer is " + "9" * 5000,
+    # inputs aimed at the box-run, sentence, span, relation, label, list and sum rules
+    "\\boxed{1}, " * 5000,
+    "$" * 100_000 + "1",
+    "\\(" * 50_000 + "1",
+    "The answer is " + "$1$ and " * 2000,
+    "Final Answer: " + "x is " * 3000 + "5",
+    "\\boxed{" + "x < " * 240 + "1}",
+    "\\boxed{" + "a=" * 480 + "1}",
+    "\\boxed{" + "1, " * 330 + "1}",
+    "\\boxed{\\sum_{k=1}^{1000} k^{20} + \\sum_{k=1}^{1000} k^{20}}",
+    "\\boxed{\\sum_{k=1}^{10} 2^{2^{k}}}",
+    "1 and " * 20_000,
+    "AZYUK2A " * 20_000,
+    "\\boxed{" * 10_000 + "1",
 ]
 
 

@@ -1,6 +1,6 @@
 """Find the final answer in a completion.
 
-Order: the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces), else the last "the (final)
+Order: the final ``\\boxed{...}`` run / ``\\fbox{...}`` (nested braces), else the last "the (final)
 answer is ...", else the last "#### ...", else the last number in the text (fallback). An empty
 box is no answer (models copy the instruction's ``\\boxed{}``): it is dropped before any rule
 runs. Every scan is linear in the text length; nothing here can hang on hostile input.
@@ -15,56 +15,178 @@ MAX_ANSWER = 1000  # characters: longer "answers" are not answers
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:incorrect|correct|wrong|right|incomplete|as follows|below|above)\b", re.IGNORECASE)
 _EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{\s*\}")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+# a number not glued to a word: AZYUK2A holds none; 12,000,023 and 2/3 are one number each
+_NUMBER = re.compile(r"(?<![\w.\\])(?:(?<![)\]}])-)?(?:\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?|\.\d+)(?!\w|\.\d)")
+_CONNECTOR = re.compile(
+    r"(?:\s|,|;|\$|&|\\quad|\\qquad|\\[,;! ]|\\(?:text|mbox|textrm)\s*\{\s*(?:and|or|,)?\s*\}"
+    r"|(?<![a-zA-Z])(?:and|or)(?![a-zA-Z])|(?<![a-zA-Z\\])[a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?\s*=)*"
+)
+_COPULA = re.compile(r"(?<![a-zA-Z\\])(?:is|are|was|equals|be)(?![a-zA-Z])")
+_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
+_REASON = re.compile(r"([^a-zA-Z]*?\d[^a-zA-Z]*?)\s*,?\s+(?:because|since|which|as|so|where|given|from)(?![a-zA-Z])")
+MAX_BOXES = 20
 
 
-def _braced(text: str, start: int) -> str | None:
-    """Content of the brace group opening at ``text[start] == '{'`` (None if unbalanced)."""
-    depth = 0
-    for i in range(start, min(len(text), start + 20 * MAX_ANSWER)):
-        c = text[i]
+def _brace_matches(text: str) -> dict[int, int]:
+    """Index of each "{" -> index of its "}" (one linear pass; unmatched braces are absent)."""
+    stack, match = [], {}
+    for i, c in enumerate(text):
         if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i]
-    return None
+            stack.append(i)
+        elif c == "}" and stack:
+            match[stack.pop()] = i
+    return match
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last well-formed \\boxed{...} or \\fbox{...} (or ``\\boxed 5``)."""
+def _boxes_backwards(text: str):
+    """Yield ``(start, end, content)`` of well-formed boxes, last first (each rfind moves left;
+    braces are matched once for the whole text, so many unclosed boxes cost one pass)."""
     pos = len(text)
+    match = None
+    boxed_at, fbox_at = text.rfind("\\boxed"), text.rfind("\\fbox")
     while True:
-        at = max(text.rfind("\\boxed", 0, pos), text.rfind("\\fbox", 0, pos))
+        if boxed_at >= pos:  # each search resumes left of the last hit: linear overall
+            boxed_at = text.rfind("\\boxed", 0, pos)
+        if fbox_at >= pos:
+            fbox_at = text.rfind("\\fbox", 0, pos)
+        at = max(boxed_at, fbox_at)
         if at < 0:
-            return None
+            return
         j = at + (6 if text.startswith("\\boxed", at) else 5)
         while j < len(text) and text[j] == " ":
             j += 1
         if j < len(text) and text[j] == "{":
-            inner = _braced(text, j)
-            if inner is not None:
-                return inner
+            if match is None:
+                match = _brace_matches(text)
+            close = match.get(j)
+            if close is not None and close - j < 20 * MAX_ANSWER:
+                yield at, close + 1, text[j + 1 : close]
         elif j > at + 5 and j < len(text):  # "\boxed 5": up to the next space or $
             m = re.match(r"[^\s$]+", text[j : j + MAX_ANSWER])
             if m:
-                return m.group(0)
+                yield at, j + m.end(), m.group(0)
         pos = at
 
 
+def last_boxed(text: str) -> str | None:
+    """Content of the last well-formed \\boxed{...} or \\fbox{...} (or ``\\boxed 5``)."""
+    for _, _, inner in _boxes_backwards(text):
+        return inner
+    return None
+
+
+def box_contents(text: str) -> list[str]:
+    """Contents of the final run of adjacent boxes, in order: ``\\boxed{1}, \\boxed{2} and \\boxed{3}``
+    gives three, so does ``x = \\boxed{1}`` or ``x = \\boxed{2}``; boxes separated by anything but
+    commas, ``and``/``or``, ``\\quad``, spaces, ``$``, ``\\text{ and }`` or a one-letter ``x =`` are not
+    one run (the last box alone)."""
+    out: list[str] = []
+    prev_start = None
+    for start, end, inner in _boxes_backwards(text):
+        if prev_start is not None and (prev_start - end > 80 or not _CONNECTOR.fullmatch(text[end:prev_start])):
+            break
+        out.append(inner)
+        prev_start = start
+        if len(out) >= MAX_BOXES:
+            break
+    return out[::-1]
+
+
+def _sentence(line: str) -> str:
+    """The line up to its first full stop outside math (not a decimal point: ``3.5`` stays)."""
+    dollars, paren = 0, 0
+    for i, c in enumerate(line):
+        if c == "$":
+            dollars ^= 1
+        elif c == "\\" and line.startswith(("\\(", "\\["), i):
+            paren += 1
+        elif c == "\\" and line.startswith(("\\)", "\\]"), i):
+            paren = max(0, paren - 1)
+        elif c == "." and not dollars and not paren and not line[i + 1 : i + 2].isdigit():
+            return line[:i]
+    return line
+
+
+def _math_spans(line: str) -> list[tuple[int, int]]:
+    """(start, end) of the inner text of $..$, $$..$$, \\(..\\), \\[..\\] spans in ``line`` (linear)."""
+    spans, i, n = [], 0, len(line)
+    while i < n:
+        if line.startswith("$$", i):
+            j = line.find("$$", i + 2)
+            k = 2
+        elif line[i] == "$":
+            j = line.find("$", i + 1)
+            k = 1
+        elif line.startswith(("\\(", "\\["), i):
+            j = line.find("\\)" if line[i + 1] == "(" else "\\]", i + 2)
+            k = 2
+        else:
+            i += 1
+            continue
+        if j < 0:
+            break
+        spans.append((i + k, j))
+        i = j + k
+    return spans
+
+
+def _answer_sentence(sentence: str) -> str:
+    """"The largest $n$ is 34" -> "34"; prose around math -> the last math span."""
+    spans = _math_spans(sentence)
+    outside = sentence
+    for a, b in reversed(spans):
+        outside = outside[: a] + " " * (b - a) + outside[b:]
+    copulas = list(_COPULA.finditer(outside))
+    if copulas:
+        rest = sentence[copulas[-1].end() :].strip()
+        if rest and re.search(r"\d|\$|\\\(", rest):
+            sentence, spans = rest, _math_spans(rest)
+            outside = sentence
+            for a, b in reversed(spans):
+                outside = outside[:a] + " " * (b - a) + outside[b:]
+    words = [w for w in _WORD.findall(outside) if w.lower() not in ("and", "or")]
+    if spans and words:
+        a, b = spans[-1]
+        return sentence[a:b].strip()
+    m = _REASON.match(sentence[:200])  # "5, because 2+3=5" -> "5" (bounded: no long backtracking)
+    return (m.group(1) if m else sentence).strip()
+
+
+def _last_number(text: str) -> str | None:
+    """The last number not glued to a word (``AZYUK2A`` has none); inside a math span, the span."""
+    last = None
+    for m in _NUMBER.finditer(text):
+        last = m
+    if last is None:
+        return None
+    p = last.start()
+    line_start = text.rfind("\n\n", 0, p) + 1
+    line_end = text.find("\n\n", p)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    for a, b in _math_spans(line):
+        if a <= p - line_start < b and b - a <= 200:
+            return line[a:b].strip()
+    return last.group(0)
+
+
 def extract_answer(text: str) -> tuple[str | None, str]:
-    """Return ``(answer, method)``; method is boxed, answer-is, hashes, last-number or none."""
+    """Return ``(answer, method)``; method is boxed, boxes, answer-is, hashes, last-number or none.
+
+    Several final boxes (see ``box_contents``) come back as ``\\boxed{a}, \\boxed{b}``: the
+    verifier reads them as one unordered answer when the gold is a list or set, else the last."""
     text = _EMPTY_BOX.sub(" ", text)
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed, "boxed"
+    boxes = box_contents(text)
+    if len(boxes) >= 2:
+        return ", ".join("\\boxed{" + b + "}" for b in boxes), "boxes"
+    if boxes:
+        return boxes[0], "boxed"
+    tail20k = text[-20000:]
     # "Your answer is correct." is a verdict, not an answer: such matches are ignored
-    matches = [m for m in _ANSWER_IS.finditer(text[-20000:]) if not _VERDICT.match(text[-20000:], m.end())]
+    matches = [m for m in _ANSWER_IS.finditer(tail20k) if not _VERDICT.match(tail20k, m.end())]
     if matches:
-        tail = text[-20000:][matches[-1].end() :]
-        line = tail.split("\n", 1)[0].strip()
-        line = re.split(r"(?<!\d)\.(?!\d)|\.$", line, maxsplit=1)[0].strip()
+        tail = tail20k[matches[-1].end() :]
+        line = _sentence(tail.split("\n", 1)[0].strip()[: 4 * MAX_ANSWER]).strip()
+        line = _answer_sentence(line) if line else line
         if line:
             return line[:MAX_ANSWER], "answer-is"
     at = text.rfind("####")
@@ -72,7 +194,7 @@ def extract_answer(text: str) -> tuple[str | None, str]:
         line = text[at + 4 :].strip().split("\n", 1)[0].strip()
         if line:
             return line[:MAX_ANSWER], "hashes"
-    numbers = _NUMBER.findall(text[-20000:])
-    if numbers:
-        return numbers[-1], "last-number"
+    number = _last_number(tail20k)
+    if number is not None:
+        return number, "last-number"
     return None, "none"

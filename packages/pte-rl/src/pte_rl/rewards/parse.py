@@ -6,7 +6,11 @@ Grammar (recursive descent, depth-limited):
     unary  := ('-'|'+') unary | power
     power  := atom ('!')* ('^' unary)?
     atom   := number | symbol | F '(' expr ')' | '(' expr ')' | '{' expr '}' | \\frac{..}{..} | \\sqrt[n]{..}
-              | \\pi | \\infty | function '(' expr ')'
+              | \\pi | \\infty | function ('^' atom)? ('_' atom)? '(' expr ')' | \\lfloor expr \\rfloor
+              | \\sum_{k=a}^{b} term | \\prod_{k=a}^{b} term
+Symbols may carry a subscript (``x_1`` == ``x_{1}``); Greek letters are symbols. ``\\sin^2 x`` is
+``(\\sin x)^2``, ``\\sin^{-1}`` is ``\\arcsin``. Sums and products need integer bounds, at most
+``MAX_TERMS`` terms and a polynomial (or rational) body of small degree, so they stay cheap.
 Integer powers and factorials are size-checked before sympy computes them, so ``9^{9^{9^9}}``
 fails fast instead of hanging.
 """
@@ -20,6 +24,8 @@ import sympy
 
 MAX_DEPTH = 60
 MAX_BITS = 20000  # largest exact integer a power or factorial may produce
+MAX_TERMS = 1000  # terms of all \\sum / \\prod in one answer together
+MAX_DEGREE = 20  # degree of a \\sum / \\prod body in its index
 
 
 class ParseError(ValueError):
@@ -31,13 +37,21 @@ class TooLarge(ParseError):
 
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<cmd>\\[a-zA-Z]+)|(?P<fn>[A-Zfgh])(?=\()|(?P<sym>[a-zA-Z])"
-    r"|(?P<op>[-+*/^(){}\[\]!,|']))"
+    r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<cmd>\\[a-zA-Z]+)|(?P<fn>[A-Zfgh])(?=\()"
+    r"|(?P<sym>[a-zA-Z](?:_\{\s*[a-zA-Z0-9]{1,8}\s*\}|_[a-zA-Z0-9]|\d{1,8}(?![\d.]))?)"
+    r"|(?P<op>[-+*/^(){}\[\]!,|'=_]))"
 )
 _FUNCS = {
     "\\sin": sympy.sin, "\\cos": sympy.cos, "\\tan": sympy.tan, "\\ln": sympy.log,
     "\\log": sympy.log, "\\exp": sympy.exp, "\\arcsin": sympy.asin, "\\arccos": sympy.acos,
     "\\arctan": sympy.atan, "\\sec": sympy.sec, "\\csc": sympy.csc, "\\cot": sympy.cot,
+    "\\sinh": sympy.sinh, "\\cosh": sympy.cosh, "\\tanh": sympy.tanh,
+}
+_INVERSE = {"\\sin": sympy.asin, "\\cos": sympy.acos, "\\tan": sympy.atan}
+_GREEK = {
+    "\\alpha", "\\beta", "\\gamma", "\\delta", "\\epsilon", "\\varepsilon", "\\zeta", "\\eta", "\\theta",
+    "\\vartheta", "\\kappa", "\\lambda", "\\mu", "\\nu", "\\xi", "\\rho", "\\sigma", "\\tau", "\\phi",
+    "\\varphi", "\\chi", "\\psi", "\\omega",
 }
 _CONST = {"\\pi": sympy.pi, "\\infty": sympy.oo, "\\infinity": sympy.oo}
 _SYMBOLS: dict[str, sympy.Symbol] = {}
@@ -70,6 +84,7 @@ class _Parser:
         self.t = tokens
         self.i = 0
         self.depth = 0
+        self.terms = 0  # \\sum / \\prod terms computed so far (MAX_TERMS per answer)
 
     def peek(self):
         return self.t[self.i] if self.i < len(self.t) else (None, None)
@@ -98,7 +113,7 @@ class _Parser:
 
     def _starts_atom(self, tok):
         kind, v = tok
-        return kind in ("num", "sym", "fn") or v in ("(", "{") or (kind == "cmd" and v not in ("\\pm",))
+        return kind in ("num", "sym", "fn") or v in ("(", "{") or (kind == "cmd" and v not in ("\\pm", "\\rfloor", "\\rceil"))
 
     def term(self):
         value = self.unary()
@@ -154,7 +169,9 @@ class _Parser:
             return sympy.Rational(v) if "." in v else sympy.Integer(v)
         if kind == "sym":
             self.take()
-            return _symbol(v)
+            # "q1" is the symbol q_1, never q * 1 (that would make p - q1 equal p - q)
+            name = v.replace("{", "").replace("}", "").replace(" ", "")
+            return _symbol(name if "_" in name or len(name) == 1 else f"{name[0]}_{name[1:]}")
         if kind == "fn":  # I(0), f(x): an opaque function, never I * 0
             self.take()
             return sympy.Function(v)(self.group("(", ")"))
@@ -182,11 +199,60 @@ class _Parser:
                 return sympy.sqrt(self.group() if self.peek()[1] == "{" else self.atom())
             if v in _CONST:
                 return _CONST[v]
+            if v in _GREEK:
+                return _symbol(v[1:])
             if v in _FUNCS:
+                exp = base = None
+                if self.peek()[1] == "^":  # \sin^2 x
+                    self.take()
+                    exp = self.group() if self.peek()[1] == "{" else self.atom()
+                if self.peek()[1] == "_" and v == "\\log":  # \log_2 8
+                    self.take()
+                    base = self.group() if self.peek()[1] == "{" else self.atom()
                 arg = self.group("(", ")") if self.peek()[1] == "(" else self.power()
-                return _FUNCS[v](arg)
+                if exp == -1 and v in _INVERSE:
+                    return _INVERSE[v](arg)
+                value = sympy.log(arg, base) if base is not None else _FUNCS[v](arg)
+                return _pow(value, exp) if exp is not None else value
+            if v in ("\\lfloor", "\\lceil"):
+                inner = self.expr()
+                self.take("\\rfloor" if v == "\\lfloor" else "\\rceil")
+                return sympy.floor(inner) if v == "\\lfloor" else sympy.ceiling(inner)
+            if v in ("\\sum", "\\prod"):
+                return self.big_operator(v)
             raise ParseError(f"unsupported command {v}")
         raise ParseError(f"unexpected token {v!r}")
+
+    def big_operator(self, v):
+        """``\\sum_{k=a}^{b} body`` with integer bounds and a small polynomial/rational body."""
+        self.take("_")
+        self.take("{")
+        kind, name = self.take()
+        if kind != "sym":
+            raise ParseError("sum index must be a symbol")
+        self.take("=")
+        lo = self.expr()
+        self.take("}")
+        self.take("^")
+        hi = self.group() if self.peek()[1] == "{" else self.atom()
+        if not (lo.is_Integer and hi.is_Integer):
+            raise ParseError("sum bounds must be integers")
+        lo, hi = int(lo), int(hi)
+        self.terms += max(0, hi - lo + 1)
+        if self.terms > MAX_TERMS or max(abs(lo), abs(hi)) > 10**6:
+            raise TooLarge("too many terms")
+        body = self.term()
+        k = _symbol(name.replace("{", "").replace("}", "").replace(" ", ""))
+        if body.has(k):
+            if not body.is_rational_function(k):
+                raise ParseError("sum body must be a rational function of the index")
+            num, den = sympy.fraction(sympy.together(body))
+            if sympy.degree(num, k) > MAX_DEGREE or sympy.degree(den, k) > MAX_DEGREE:
+                raise TooLarge("sum body degree too large")
+        terms = [body.subs(k, i) for i in range(lo, hi + 1)]
+        if any(t.has(sympy.zoo, sympy.nan) for t in terms):
+            raise ParseError("division by zero")
+        return sympy.Add(*terms) if v == "\\sum" else sympy.Mul(*terms)
 
 
 def _bits(x) -> float:

@@ -8,6 +8,21 @@ element-wise; unions of intervals compare as sets of intervals.
 
 Percent rule: ``50\\%`` equals ``50``; when exactly one side carries ``%``, ``50\\%`` also
 equals ``0.5``.
+
+Decimals vs fractions: two terminating numbers (integers, finite decimals, fractions whose
+denominator has only factors 2 and 5) compare exactly; a finite decimal against a rational that has
+no finite decimal expansion (``1/12`` vs ``0.0833333333``) matches within relative 1e-6.
+
+Relations (``\\leq \\geq < > \\neq =``) compare as relations: each becomes ``e op 0`` with
+``op`` in ``< \\leq = \\neq`` and two are equal when the ops agree and the ``e`` are a constant
+multiple of each other at random points (positive for ``<``/``\\leq``, nonzero for ``=``/``\\neq``):
+``-x > -1`` == ``x < 1``, ``2x+4y-3=0`` == ``y=-\\frac12x+\\frac34``. A relation between a
+variable term (``x``, ``f(x)``, ``|z|``) and constants also equals its interval: ``x \\geq 5`` ==
+``[5,\\infty)``, ``0<f(x)<1`` == ``(0,1)``, ``x \\neq 2`` == ``(-\\infty,2)\\cup(2,\\infty)``.
+
+Several final boxes (``\\boxed{1}, \\boxed{2}``) are one unordered answer when the gold is a
+set or list (top-level commas, ``\\{..\\}``, a union, ``\\pm``); otherwise the last box counts.
+``a \\approx b``: the last side, or the first (exact) side when both are within 1% of each other.
 """
 
 from __future__ import annotations
@@ -20,6 +35,7 @@ from fractions import Fraction
 import sympy
 from sympy.core.function import AppliedUndef
 
+from .extract import box_contents
 from .normalize import normalize
 from .parse import ParseError, TooLarge, parse_expr
 
@@ -60,6 +76,38 @@ def _outer_pair(s: str) -> bool:
     return depth == 0
 
 
+_REL_TOKENS = ("\\leq", "\\geq", "\\neq", "<", ">", "=")
+_FLIP = {"<": ">", ">": "<", "\\leq": "\\geq", "\\geq": "\\leq", "=": "=", "\\neq": "\\neq"}
+_VAR_TERM = re.compile(r"[a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?|[a-zA-Z]\([a-zA-Z]\)|\|\s*[a-zA-Z](?:\([a-zA-Z]\))?\s*\|"
+                       r"|\\(?:alpha|beta|gamma|theta|phi|omega|lambda|mu|sigma|tau|rho)")
+
+
+def _split_relation(s: str):
+    """("rel", ops, sides) for ``a op b`` or ``a op b op c`` at bracket depth 0, else None."""
+    if not any(t in s for t in _REL_TOKENS):
+        return None
+    sides, ops, depth, start, i = [], [], 0, 0, 0
+    while i < len(s):
+        c = s[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0:
+            tok = next((t for t in _REL_TOKENS if s.startswith(t, i)), None)
+            if tok is not None:
+                sides.append(s[start:i].strip())
+                ops.append(tok)
+                i += len(tok)
+                start = i
+                continue
+        i += 1
+    sides.append(s[start:].strip())
+    if not ops or len(ops) > 2 or not all(sides):
+        return None
+    return ("rel", tuple(ops), tuple(sides))
+
+
 def structure(s: str):
     """Parse the shape of an answer: ("atom", str) or a container of structures."""
     s = s.strip()
@@ -68,6 +116,9 @@ def structure(s: str):
     if m:
         rows = [r for r in m.group(1).split("\\\\") if r.strip()]
         return ("matrix", tuple(tuple(structure(c) for c in r.split("&")) for r in rows))
+    rel = _split_relation(s)
+    if rel is not None and len(_split_top(s)) == 1:
+        return rel
     if "\\cup" in s:
         return ("set", frozenset(structure(p) for p in s.split("\\cup")))
     if s.startswith("\\{") and s.endswith("\\}"):
@@ -98,9 +149,27 @@ def value_of(s: str):
         raise Unverifiable(f"unparsable: {err}") from None
 
 
+def _terminating(q: Fraction) -> bool:
+    """True when the rational has a finite decimal expansion (denominator 2^a 5^b)."""
+    d = q.denominator
+    for f in (2, 5):
+        while d % f == 0:
+            d //= f
+    return d == 1
+
+
+def _rationals_equal(a: Fraction, b: Fraction) -> bool:
+    """Exact, except a finite decimal against a rational without one (1/12 vs 0.08333333)."""
+    if a == b:
+        return True
+    if _terminating(a) != _terminating(b) and a and b:
+        return abs(a - b) <= abs(a) * Fraction(1, 10**6)
+    return False
+
+
 def _numbers_equal(a, b) -> bool:
     if a.is_Rational and b.is_Rational:
-        return a == b
+        return _rationals_equal(Fraction(int(a.p), int(a.q)), Fraction(int(b.p), int(b.q)))
     if a == b:
         return True
     if a.has(sympy.oo, -sympy.oo, sympy.zoo) or b.has(sympy.oo, -sympy.oo, sympy.zoo):
@@ -150,7 +219,7 @@ def _atom_equal(gold: str, pred: str) -> bool:
             fg, fp = Fraction(g), Fraction(p)
         except ZeroDivisionError:
             raise Unverifiable("unparsable: division by zero") from None
-        if fg == fp:
+        if fg == fp or (g_pct == p_pct and _rationals_equal(fg, fp)):
             return True
         if g_pct != p_pct:
             return (fg / 100 == fp) if g_pct else (fp / 100 == fg)
@@ -165,7 +234,94 @@ def _atom_equal(gold: str, pred: str) -> bool:
     return False
 
 
+def _proportional(a, b, positive: bool) -> bool:
+    """a == k*b at random points, k constant and nonzero (positive when asked)."""
+    a, b = _opaque(a), _opaque(b)
+    fa = a.free_symbols
+    if not fa or fa != b.free_symbols:
+        return False
+    rng = random.Random(4321)
+    symbols = sorted(fa, key=str)
+    ratios = []
+    for _ in range(8):
+        point = {x: sympy.Rational(rng.randint(1, 97), rng.randint(1, 13)) for x in symbols}
+        try:
+            va, vb = complex(sympy.N(a.subs(point), 20)), complex(sympy.N(b.subs(point), 20))
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            return False
+        za, zb = abs(va) < 1e-12, abs(vb) < 1e-12
+        if za and zb:
+            continue
+        if za or zb:
+            return False
+        ratios.append(va / vb)
+        if len(ratios) == 3:
+            break
+    if len(ratios) < 3:
+        return False
+    k = ratios[0]
+    if abs(k.imag) > 1e-9 * abs(k) or any(abs(r - k) > 1e-6 * abs(k) for r in ratios):
+        return False
+    return k.real > 0 or not positive
+
+
+def _canonical(op: str, lhs: str, rhs: str):
+    """``lhs op rhs`` as ``(op', e)`` meaning ``e op' 0`` with op' in < \\leq = \\neq."""
+    a, b = value_of(lhs), value_of(rhs)
+    if op in (">", "\\geq"):
+        return _FLIP[op], b - a
+    return op, a - b
+
+
+def _rel_equal(gold, pred) -> bool:
+    (og, eg), (op, ep) = _canonical(gold[1][0], *gold[2]), _canonical(pred[1][0], *pred[2])
+    return og == op and _proportional(eg, ep, positive=og in ("<", "\\leq"))
+
+
+def _is_const(side: str) -> bool:
+    try:
+        return not value_of(side).free_symbols
+    except Unverifiable:
+        return False
+
+
+def _interval(rel):
+    """The interval a relation between a variable term and constants describes (or None)."""
+    ops, sides = rel[1], rel[2]
+    inf = ("atom", "\\infty")
+    ninf = ("atom", "-\\infty")
+    if len(ops) == 1:
+        (op,), (lhs, rhs) = ops, sides
+        if _VAR_TERM.fullmatch(rhs) and _is_const(lhs):
+            op, lhs, rhs = _FLIP[op], rhs, lhs
+        if not (_VAR_TERM.fullmatch(lhs) and _is_const(rhs)):
+            return None
+        c = ("atom", rhs)
+        if op == "<":
+            return ("seq", "()", (ninf, c))
+        if op == "\\leq":
+            return ("seq", "(]", (ninf, c))
+        if op == ">":
+            return ("seq", "()", (c, inf))
+        if op == "\\geq":
+            return ("seq", "[)", (c, inf))
+        if op == "\\neq":
+            return ("set", frozenset({("seq", "()", (ninf, c)), ("seq", "()", (c, inf))}))
+        return None
+    (o1, o2), (a, v, b) = ops, sides
+    if not (_VAR_TERM.fullmatch(v) and _is_const(a) and _is_const(b)):
+        return None
+    br = {"<": "(", "\\leq": "["}
+    if o1 in br and o2 in br:
+        return ("seq", br[o1] + {"(": ")", "[": "]"}[br[o2]], (("atom", a), ("atom", b)))
+    if o1 in _FLIP and o2 in _FLIP and _FLIP[o1] in br and _FLIP[o2] in br:
+        return ("seq", br[_FLIP[o2]] + {"(": ")", "[": "]"}[br[_FLIP[o1]]], (("atom", b), ("atom", a)))
+    return None
+
+
 def _equal(gold, pred) -> bool:
+    if gold[0] == "rel" or pred[0] == "rel":
+        return _rel_or_interval_equal(gold, pred)
     if gold[0] != pred[0]:
         # a one-element set/sequence never equals a bare atom and vice versa, except sets of one
         return False
@@ -195,6 +351,23 @@ def _equal(gold, pred) -> bool:
     return False
 
 
+def _rel_or_interval_equal(gold, pred) -> bool:
+    if gold[0] == "rel" and pred[0] == "rel":
+        if len(gold[1]) == 1 and len(pred[1]) == 1:
+            return _rel_equal(gold, pred)
+        if len(gold[1]) == 2 and len(pred[1]) == 2:
+            gi, pi = _interval(gold), _interval(pred)
+            if gi is not None and pi is not None:
+                return _equal(gi, pi)
+            return gold[1] == pred[1] and all(_atom_equal(a, b) for a, b in zip(gold[2], pred[2]))
+        return False
+    g = _interval(gold) if gold[0] == "rel" else gold
+    p = _interval(pred) if pred[0] == "rel" else pred
+    if g is None or p is None or "rel" in (g[0], p[0]):
+        return False
+    return _equal(g, p)
+
+
 def _safe_equal(a, b) -> bool:
     try:
         return _equal(a, b)
@@ -202,9 +375,48 @@ def _safe_equal(a, b) -> bool:
         return False
 
 
+def _is_list(gold: str) -> bool:
+    return structure(normalize(gold))[0] == "set"
+
+
+def _approx_sides(pred: str) -> list[str]:
+    """``a \\approx b``: also ``a`` (the exact side) when a and b agree within 1%."""
+    parts = re.split(r"\\approx(?![a-zA-Z])|≈", pred)
+    if len(parts) < 2:
+        return []
+    try:
+        first, last = value_of(normalize(parts[0])), value_of(normalize(parts[-1]))
+        if first.free_symbols or last.free_symbols:
+            return []
+        a, b = complex(sympy.N(first, 15)), complex(sympy.N(last, 15))
+    except (Unverifiable, TypeError, ValueError, OverflowError):
+        return []
+    return [parts[0]] if abs(a - b) <= 0.01 * abs(b) else []
+
+
 def answers_equal(gold: str, pred: str) -> bool:
     """True when ``pred`` equals ``gold``. Raises Unverifiable when the comparison cannot be made."""
-    g, p = normalize(gold), normalize(pred)
-    if g == p:
-        return True
-    return _equal(structure(g), structure(p))
+    if pred.lstrip().startswith(("\\boxed", "\\fbox")):  # several final boxes (see extract)
+        boxes = box_contents(pred.strip())
+        if len({b.strip() for b in boxes}) == 1:  # the same box repeated is one answer
+            boxes = boxes[-1:]
+        if len(boxes) >= 2 and _is_list(gold):
+            pred = ", ".join(b.strip() for b in boxes)
+        elif boxes:
+            pred = boxes[-1]
+    error = None
+    for p in [pred, *_approx_sides(pred)]:
+        for keep in (False, True):
+            g, q = normalize(gold, keep_lhs=keep), normalize(p, keep_lhs=keep)
+            if keep and (g, q) == (normalize(gold), normalize(p)):
+                continue
+            if g == q:
+                return True
+            try:
+                if _equal(structure(g), structure(q)):
+                    return True
+            except Unverifiable as err:
+                error = error or err
+    if error is not None:
+        raise error
+    return False
