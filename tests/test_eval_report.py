@@ -1,8 +1,6 @@
 """`pte eval` and `pte report` end to end on a tiny random model (real tokenizer and CLI)."""
 
 import json
-import struct
-import zlib
 
 from conftest import run_pte
 
@@ -51,13 +49,32 @@ def test_report_markdown_and_png(tiny_model_dir, tmp_path):
     res = run_pte("report", str(tmp_path / "a"), str(tmp_path / "b"), "--label", "LoRA_c", "--label", "PTE",
                   "--output", str(tmp_path / "r.md"), "--plot", str(tmp_path / "fig.png"))
     assert "| LoRA_c |" in res.stdout and "| PTE |" in res.stdout and "cache window 64" in res.stdout
-    png = (tmp_path / "fig.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", png[16:24])
-    idat = png[png.index(b"IDAT") + 4 : png.index(b"IEND") - 8]
-    pixels = zlib.decompress(idat)
-    assert len(pixels) == height * (1 + 3 * width)
-    assert any(pixels[i : i + 3] == bytes((31, 119, 180)) for i in range(0, len(pixels) - 3, 3))  # a line drawn
+    image = _read_png(tmp_path / "fig.png")
+    assert image.shape[0] > 300 and image.shape[1] > 500
+    # both runs are drawn: matplotlib's first two line colours are present
+    assert _has_colour(image, (31, 119, 180)) and _has_colour(image, (255, 127, 14))
+    # training curves from a run's metrics.jsonl
+    run = tmp_path / "train"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"step": 0, "eval/accuracy": 0.3}, {"step": 1, "reward": 0.2, "kl": 0.0, "completions/mean_length": 30},
+        {"step": 2, "reward": 0.5, "kl": 0.01, "completions/mean_length": 12, "eval/accuracy": 0.5}]))
+    run_pte("report", "--curves", str(run), "--plot", str(tmp_path / "curves.png"))
+    curves = _read_png(tmp_path / "curves.png")
+    assert curves.shape[1] > curves.shape[0] and _has_colour(curves, (31, 119, 180))
+    res = run_pte("report", "--curves", str(run), check=False)
+    assert res.returncode == 2 and "give --plot" in res.stderr
+
+
+def _read_png(path):
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return (matplotlib.image.imread(path)[:, :, :3] * 255).round().astype("uint8")
+
+
+def _has_colour(image, rgb) -> bool:
+    return bool(((image == rgb).all(axis=2)).sum() > 20)
 
 
 def test_pass_at_k_unbiased():

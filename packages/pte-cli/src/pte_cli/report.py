@@ -1,13 +1,17 @@
-"""``pte report``: several eval results side by side (Markdown table + accuracy-vs-window PNG)."""
+"""``pte report``: eval results side by side (Markdown tables, an accuracy-vs-window plot with
+95% intervals) and training curves from metrics.jsonl. Plots need matplotlib (``pip install
+'pte-cli[plot]'``); the tables do not."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 
-from .png import line_plot
+CURVES = (("reward", "mean reward"), ("eval/accuracy", "held-out accuracy"), ("kl", "KL to the base model"),
+          ("completions/mean_length", "completion length (tokens)"))
 
 
 def load_result(path: str) -> dict:
@@ -41,15 +45,83 @@ def markdown(runs: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
-def plot(runs: dict[str, dict]) -> bytes:
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise click.UsageError("plots need matplotlib: pip install 'pte-cli[plot]' (or pip install matplotlib)") from None
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def plot(runs: dict[str, dict], path: str) -> None:
+    """Overall pass@1 vs cache window, one line per run, with 95% Wilson intervals over problems."""
+    plt = _pyplot()
     budgets = sorted({b for r in runs.values() for b in r["overall"]}, key=_budget_key)
-    position = {b: float(i) for i, b in enumerate(budgets)}
-    series = {label: [(position[b], r["overall"][b]["pass@1"] * 100) for b in budgets if b in r["overall"]]
-              for label, r in runs.items()}
-    return line_plot(series, {position[b]: b for b in budgets}, "ACCURACY VS CACHE WINDOW")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for k, (label, r) in enumerate(runs.items()):
+        xs, ys, lo, hi = [], [], [], []
+        for i, b in enumerate(budgets):
+            if b in r["overall"]:
+                stats = r["overall"][b]
+                low, high = _wilson(stats["pass@1"], max(1, stats["problems"]))
+                xs.append(i + (k - (len(runs) - 1) / 2) * 0.06)  # a small dodge so the bars do not overlap
+                ys.append(100 * stats["pass@1"])
+                lo.append(100 * (stats["pass@1"] - low))
+                hi.append(100 * (high - stats["pass@1"]))
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
+    ax.set_xticks(range(len(budgets)), [str(b) for b in budgets])
+    ax.set_xlabel("cache window (tokens, prompt included)")
+    ax.set_ylabel("pass@1 (%)")
+    ax.set_title("Accuracy vs cache window (95% intervals)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
-def run_report(results, labels, output, plot_path):
+def plot_curves(runs: list[str], labels: list[str], path: str) -> None:
+    """Training curves of ``pte train`` runs: reward, held-out accuracy, KL and length per step."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6), dpi=120)
+    for run, label in zip(runs, labels):
+        file = Path(run) / "metrics.jsonl" if Path(run).is_dir() else Path(run)
+        try:
+            rows = [json.loads(x) for x in file.read_text().splitlines() if x.strip()]
+        except (OSError, json.JSONDecodeError) as err:
+            raise click.UsageError(f"{file}: not a readable metrics.jsonl ({err})") from None
+        for ax, (key, title) in zip(axes.flat, CURVES):
+            points = [(r["step"], r[key]) for r in rows if key in r]
+            if points:
+                ax.plot(*zip(*points), marker="." if len(points) < 50 else None, label=label)
+            ax.set_title(title)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+    axes.flat[0].legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_report(results, labels, output, plot_path, curves=()):
+    if not results and not curves:
+        raise click.UsageError("give eval result folders (RESULTS) and/or --curves RUN")
+    if curves:
+        if not plot_path:
+            raise click.UsageError("--curves draws a picture: give --plot FILE.png")
+        names = list(labels) if labels and not results else [Path(c).name or c for c in curves]
+        plot_curves(list(curves), names, plot_path)
+        click.echo(f"plot: {plot_path}", err=True)
+        return
     if labels and len(labels) != len(results):
         raise click.UsageError(f"{len(labels)} --label values for {len(results)} results")
     runs = {}
@@ -61,5 +133,5 @@ def run_report(results, labels, output, plot_path):
         Path(output).write_text(text)
     click.echo(text)
     if plot_path:
-        Path(plot_path).write_bytes(plot(runs))
+        plot(runs, plot_path)
         click.echo(f"plot: {plot_path}", err=True)
