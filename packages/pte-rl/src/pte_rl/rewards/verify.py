@@ -194,17 +194,22 @@ def _expr_equal(a, b) -> bool:
         return _numbers_equal(a, b)
     if fa != fb:
         return False
-    rng = random.Random(1234)
-    symbols = sorted(fa, key=str)
-    for _ in range(3):
+    values = _at_points(a, b, fa, 3, seed=1234)
+    return values is not None and all(abs(va - vb) <= 1e-6 * max(1.0, abs(vb)) for va, vb in values)
+
+
+def _at_points(a, b, symbols, n: int, seed: int) -> list[tuple[complex, complex]] | None:
+    """``(a, b)`` evaluated at ``n`` fixed pseudo-random rational points (None if one fails)."""
+    rng = random.Random(seed)
+    symbols = sorted(symbols, key=str)
+    out = []
+    for _ in range(n):
         point = {x: sympy.Rational(rng.randint(1, 97), rng.randint(1, 13)) for x in symbols}
         try:
-            va, vb = complex(sympy.N(a.subs(point), 20)), complex(sympy.N(b.subs(point), 20))
+            out.append((complex(sympy.N(a.subs(point), 20)), complex(sympy.N(b.subs(point), 20))))
         except (TypeError, ValueError, OverflowError, ZeroDivisionError):
-            return False
-        if abs(va - vb) > 1e-6 * max(1.0, abs(vb)):
-            return False
-    return True
+            return None
+    return out
 
 
 def _atom_equal(gold: str, pred: str) -> bool:
@@ -240,15 +245,11 @@ def _proportional(a, b, positive: bool) -> bool:
     fa = a.free_symbols
     if not fa or fa != b.free_symbols:
         return False
-    rng = random.Random(4321)
-    symbols = sorted(fa, key=str)
+    values = _at_points(a, b, fa, 8, seed=4321)
+    if values is None:
+        return False
     ratios = []
-    for _ in range(8):
-        point = {x: sympy.Rational(rng.randint(1, 97), rng.randint(1, 13)) for x in symbols}
-        try:
-            va, vb = complex(sympy.N(a.subs(point), 20)), complex(sympy.N(b.subs(point), 20))
-        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
-            return False
+    for va, vb in values:
         za, zb = abs(va) < 1e-12, abs(vb) < 1e-12
         if za and zb:
             continue
