@@ -155,6 +155,16 @@ def test_train_with_a_reward_function_from_a_file(tiny_model_dir, tmp_path):
     assert {"name": spec, "weight": 1.0} in config["rewards"]
 
 
+def test_config_json_repeats_the_run_bit_for_bit(tiny_model_dir, tmp_path):
+    run_pte(*_train_args(tiny_model_dir, tmp_path / "a", 2, "--seed", "3", "--temperature", "0.9"))
+    run_pte("train", "--config", str(tmp_path / "a" / "config.json"), "--output-dir", str(tmp_path / "b"))
+    a = _adapter(tmp_path / "a", 2)
+    b = _adapter(tmp_path / "b", 2)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["train"]["seed"] == 3 and cfg["train"]["temperature"] == 0.9
+
+
 def test_eval_data_every_n_steps(tiny_model_dir, tmp_path):
     held = tmp_path / "held.jsonl"
     held.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"

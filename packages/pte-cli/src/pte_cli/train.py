@@ -11,12 +11,17 @@ import click
 
 from .main import cache_options, cli, model_options, validate_common
 from .options import PluginName
+from .runconfig import load_config_option
 
 DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
 DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them in the training set"
 
 
 @cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, is_eager=True,
+              callback=load_config_option,
+              help="YAML or JSON file of options by flag name (a run's config.json too); flags given "
+                   "here override it.")
 @model_options
 @cache_options
 @click.option("--dynamic-window/--no-dynamic-window", default=None,

@@ -10,6 +10,7 @@ import click
 import torch
 
 from .build import Choice, load_model, require_fits, template_sha256
+from .runconfig import run_args
 from .scoring import build_reward
 
 
@@ -95,6 +96,7 @@ def run_train(choices, kw):
         "data": kw["data_path"] or "builtin:arithmetic", "num_problems": len(problems),
         "eval_data": kw["eval_path"] or ("builtin:arithmetic-heldout" if eval_problems else None),
         "num_eval_problems": len(eval_problems),
+        "args": run_args(kw),  # `pte train --config this-file` repeats the run
     }
     if kw["dry_run"]:
         click.echo(json.dumps(resolved, indent=2))
