@@ -20,6 +20,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import PeakRSS, machine, run_isolated  # noqa: E402
 
 
+class AlternateReward:
+    name = "alternate"
+
+    def score(self, completions, answers, **columns):
+        from pte_rl.rewards import RewardResult
+
+        return [RewardResult(float(i % 2)) for i in range(len(completions))]
+
+
 def case(spec: dict) -> dict:
     import torch
 
@@ -28,7 +37,7 @@ def case(spec: dict) -> dict:
     from pte_rl import HFBackend, HFConfig, PTEModel, chat_prompt
     from pte_rl.data import Problem
     from pte_rl.memory import limit_heap_fragmentation
-    from pte_rl.rewards import MathConfig, MathReward, WeightedSum
+    from pte_rl.rewards import WeightedSum
     from pte_rl.trainer import TrainConfig, Trainer
     from pte_thought import IdentityEncoder, ProgressiveEncoder
 
@@ -47,7 +56,9 @@ def case(spec: dict) -> dict:
                           group_size=spec["group"], max_new_tokens=spec["tokens"], tensorboard=False,
                           rollout_sub_batch_size=spec["prompts"] * spec["group"])
         manifest = AdapterManifest(pte_version="bench", lora=LoRAConfig(), encoder="x")
-        reward = WeightedSum([("math", MathReward(MathConfig(workers=0)), 1.0)])
+        # every group gets reward spread, so every step runs its replay and optimizer step (a real
+        # reward on forced-length answers is all 0: the trainer would skip those steps as flat)
+        reward = WeightedSum([("alternate", AlternateReward(), 1.0)])
         trainer = Trainer(pte, tok, policy, reward, problems, cfg, manifest, eos=[],  # eos=[]: full length
                           prompt_ids=lambda text: chat_prompt(tok, text), progress=False)
         seconds, runs = [], []
@@ -66,7 +77,7 @@ def case(spec: dict) -> dict:
             **{f"time_{k}": v for k, v in phase.items()},
             "evictions_per_completion": metrics["evictions_per_completion"],
             "max_cache_tokens": metrics["max_cache_tokens"], "logprob_mismatch": metrics["logprob_mismatch"],
-            "kl": metrics["kl"]}
+            "kl": metrics["kl"], "skipped_steps": sum(m["skipped_step"] for m in runs)}
 
 
 def main():
