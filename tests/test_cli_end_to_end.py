@@ -165,6 +165,28 @@ def test_config_json_repeats_the_run_bit_for_bit(tiny_model_dir, tmp_path):
     assert cfg["train"]["seed"] == 3 and cfg["train"]["temperature"] == 0.9
 
 
+def test_train_and_eval_on_own_columns_and_chat_message_prompts(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from pte_rl import chat_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 1 + 1?"}]
+    assert chat_prompt(tok, messages) == chat_prompt(tok, "What is 1 + 1?", "Be brief.")
+    assert chat_prompt(tok, messages, "Other.") == chat_prompt(tok, messages)  # its own system message wins
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"q": messages, "a": "2"}, {"q": "What is 2 + 2?", "a": "4"}]))
+    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "run", 1, "--data", str(data), "--prompt-field", "q",
+                               "--answer-field", "a"))
+    assert "pte train: steps 0->1" in res.stdout
+    res = run_pte("eval", "--model", str(tiny_model_dir), "--dataset", str(data), "--prompt-field", "q",
+                  "--answer-field", "a", "--max-new-tokens", "4", "-o", "reward.workers=0")
+    assert "d " in res.stdout or "overall" in res.stdout
+    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "r2", 1, "--data", str(data)), check=False)
+    assert res.returncode == 2 and f"{data}:1: field 'prompt' missing" in res.stderr
+
+
 def test_eval_data_every_n_steps(tiny_model_dir, tmp_path):
     held = tmp_path / "held.jsonl"
     held.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"

@@ -18,14 +18,14 @@ import click
 import torch
 
 from .build import Choice, adapter_encoder, adapter_system, load_model, require_fits
-from .options import read_jsonl
+from .options import read_data
 from .registry import get_registry
 
 
-def load_datasets(paths, limit):
+def load_datasets(paths, limit, fields=None):
     datasets = {}
     for path in paths:
-        rows, _ = read_jsonl(path, ("prompt", "answer"))
+        rows, _ = read_data(path, ("prompt", "answer"), fields=fields)
         name = Path(path).stem
         if name in datasets:
             raise click.UsageError(f"two datasets are named '{name}'; rename one of the files")
@@ -102,7 +102,8 @@ def run_eval(choices, kw):
     from .scoring import build_reward
 
     budgets = parse_budgets(kw["cache_windows"])
-    datasets = load_datasets(kw["datasets"], kw["limit"])
+    datasets = load_datasets(kw["datasets"], kw["limit"],
+                             {"prompt": kw.get("prompt_field"), "answer": kw.get("answer_field")})
     adapter = None if kw["adapter"] in (None, "none") else kw["adapter"]
     if adapter is None and kw["encoder"] is None:  # the bare base model: an untrained adapter is exact identity
         encoder = Choice("encoder", "none", get_registry().get("encoder", "none").validate({}))

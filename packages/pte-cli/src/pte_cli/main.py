@@ -7,7 +7,7 @@ import json
 import click
 
 from . import __version__
-from .options import PluginName, parse_plugin_opts, plugin_config, read_jsonl
+from .options import PluginName, field_options, parse_plugin_opts, plugin_config, read_data
 from .registry import KINDS, RegistryError, get_registry
 
 
@@ -122,7 +122,7 @@ def generate(backend, model, device, dtype, plugin_opts, eviction, cache_window,
                               evict_ratio, sink_tokens, encoder)
     texts = list(prompts)
     if prompts_file:
-        rows, _ = read_jsonl(prompts_file, ("prompt",))
+        rows, _ = read_data(prompts_file, ("prompt",))
         texts += [r["prompt"] for r in rows]
     if not texts:
         raise click.UsageError("give at least one --prompt or a --prompts-file")
@@ -137,15 +137,18 @@ def generate(backend, model, device, dtype, plugin_opts, eviction, cache_window,
               help="Reward NAME[:WEIGHT], or a function FILE.py:FN[:WEIGHT] / MODULE:FN[:WEIGHT] (repeatable) [default: math].")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), required=True,
               help="JSONL rows with 'completion' and 'answer' (other fields are kept).")
+@click.option("--completion-field", default="completion", show_default=True, help="Column holding the completion.")
+@click.option("--answer-field", default="answer", show_default=True, help="Column holding the reference answer.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
 @click.option("--skip-bad-rows", is_flag=True, help="Report and skip malformed rows instead of stopping.")
 @click.option("-o", "--plugin-opt", "plugin_opts", multiple=True, metavar="reward.FIELD=VALUE",
               help="Extra reward option, e.g. -o reward.timeout=2.")
-def score(rewards, input_path, output, skip_bad_rows, plugin_opts):
+def score(rewards, input_path, completion_field, answer_field, output, skip_bad_rows, plugin_opts):
     """Score completions with reward plugins; writes JSONL with 'reward' (and 'reward_reason')."""
     from .scoring import run_score
 
-    run_score(rewards or (("math", 1.0),), input_path, output, skip_bad_rows, parse_plugin_opts(plugin_opts))
+    run_score(rewards or (("math", 1.0),), input_path, output, skip_bad_rows, parse_plugin_opts(plugin_opts),
+              {"completion": completion_field, "answer": answer_field})
 
 
 @cli.group()
@@ -180,8 +183,10 @@ def data_arithmetic(n, seed, max_operand, max_terms, operators):
 @cli.command("eval")
 @model_options
 @lambda f: cache_options(f, with_window=False)
-@click.option("--dataset", "datasets", multiple=True, required=True, type=click.Path(dir_okay=False),
-              help="JSONL with prompt and answer (id, source optional); repeatable.")
+@click.option("--dataset", "datasets", multiple=True, required=True, type=click.Path(),
+              help="Data file (.jsonl, .json, .csv, .parquet) or saved datasets folder with prompt and answer "
+                   "(id, source optional); repeatable.")
+@field_options
 @click.option("--adapter", default=None, help="Adapter folder, or 'none' for the base model [default: none].")
 @click.option("--cache-window", "cache_windows", multiple=True,
               help="Cache budget (tokens, prompt included) or 'full'; repeatable [default: full].")

@@ -1,4 +1,4 @@
-"""Click plumbing: registry-backed names, plugin options, JSONL input with precise errors."""
+"""Click plumbing: registry-backed names, plugin options, data files with precise errors."""
 
 from __future__ import annotations
 
@@ -82,15 +82,26 @@ def plugin_config(kind: str, name: str, flags: dict[str, Any], extra: dict[str, 
         raise click.UsageError(str(err)) from None
 
 
-def read_jsonl(path: str | Path, required: tuple[str, ...], skip_bad: bool = False):
-    """JSONL rows (see :func:`pte_rl.data.read_jsonl`); problems become a usage error (exit 2)."""
-    from pte_rl.data import DataError
-    from pte_rl.data import read_jsonl as read
+def read_data(path: str | Path, required: tuple[str, ...], skip_bad: bool = False, fields=None):
+    """Data rows of any supported format (see :func:`pte_rl.data.read_rows`); problems become a
+    usage error (exit 2)."""
+    from pte_rl.data import DataError, read_rows
 
     try:
-        rows, problems = read(path, required, skip_bad)
+        rows, problems = read_rows(path, required, skip_bad, fields)
     except DataError as err:
         raise click.UsageError(str(err)) from None
     for p in problems:
         click.echo(f"skipped {p}", err=True)
     return rows, problems
+
+
+def field_options(f):
+    """--prompt-field / --answer-field: the data's own column names for prompt and answer."""
+    for decorator in reversed([
+        click.option("--prompt-field", default="prompt", show_default=True,
+                     help="Column holding the prompt (a string, or chat messages [{role, content}, ...])."),
+        click.option("--answer-field", default="answer", show_default=True, help="Column holding the reference answer."),
+    ]):
+        f = decorator(f)
+    return f

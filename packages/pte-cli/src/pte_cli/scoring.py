@@ -9,7 +9,7 @@ import tempfile
 
 import click
 
-from .options import plugin_config, read_jsonl
+from .options import plugin_config, read_data
 
 
 def reward_configs(rewards, extra):
@@ -57,8 +57,8 @@ def build_reward(rewards, extra):
                         for name, entry, config, weight in reward_configs(rewards, extra)])
 
 
-def run_score(rewards, input_path, output, skip_bad_rows, extra):
-    rows, _ = read_jsonl(input_path, ("completion", "answer"), skip_bad=skip_bad_rows)
+def run_score(rewards, input_path, output, skip_bad_rows, extra, fields=None):
+    rows, _ = read_data(input_path, ("completion", "answer"), skip_bad=skip_bad_rows, fields=fields)
     from pte_rl.rewards.function import RewardFunctionError
 
     reward = build_reward(rewards, extra)

@@ -10,7 +10,7 @@ import sys
 import click
 
 from .main import cache_options, cli, model_options, validate_common
-from .options import PluginName
+from .options import PluginName, field_options
 from .runconfig import load_config_option
 
 DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
@@ -32,7 +32,9 @@ DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them 
                    "MODULE:FN[:WEIGHT] called as fn(completions, answers, **columns) -> list of float "
                    "or None; repeatable [default: math].")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
-              help=f"JSONL with 'prompt' and 'answer' [default: {DEFAULT_DATA}].")
+              help="Data file (.jsonl, .json, .csv, .parquet) or a saved datasets folder with a prompt and an "
+                   f"answer per row [default: {DEFAULT_DATA}].")
+@field_options
 @click.option("--skip-bad-rows", is_flag=True, help="Report and skip malformed data rows instead of stopping.")
 @click.option("--eval-data", "eval_path", type=click.Path(dir_okay=False), default=None,
               help="JSONL held-out set: greedy accuracy before, during (--eval-every) and after training "

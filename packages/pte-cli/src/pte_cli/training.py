@@ -22,10 +22,14 @@ def _problems(kw):
     if kw["data_path"] is None:
         return [Problem(r["prompt"], r["answer"], {k: r[k] for k in ("id", "source")}) for r in arithmetic(256, 0)]
     try:
-        problems, _ = load_problems(kw["data_path"], kw["skip_bad_rows"])
+        problems, _ = load_problems(kw["data_path"], kw["skip_bad_rows"], _fields(kw))
     except DataError as err:
         raise click.UsageError(str(err)) from None
     return problems
+
+
+def _fields(kw) -> dict[str, str]:
+    return {"prompt": kw.get("prompt_field") or "prompt", "answer": kw.get("answer_field") or "answer"}
 
 
 def _eval_problems(kw, train_problems):
@@ -35,7 +39,7 @@ def _eval_problems(kw, train_problems):
 
     if kw["eval_path"] is not None:
         try:
-            return load_problems(kw["eval_path"], kw["skip_bad_rows"])[0]
+            return load_problems(kw["eval_path"], kw["skip_bad_rows"], _fields(kw))[0]
         except DataError as err:
             raise click.UsageError(str(err)) from None
     if kw["data_path"] is not None:
@@ -120,11 +124,11 @@ def run_train(choices, kw):
     policy = eviction.build()
     encoded = {}  # every prompt is tokenised once, and checked against the budget before training
     for p in problems:
-        ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.prompt, system))
-        require_fits(policy, ids, f"{kw['data_path']}:{p.line}" if p.line else "built-in data")
+        ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.messages or p.prompt, system))
+        require_fits(policy, ids, f"{kw['data_path']}:{p.line}" if p.line is not None else "built-in data")
     for p in eval_problems:
-        ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.prompt, system))
-        require_fits(policy, ids, f"{kw['eval_path']}:{p.line}" if p.line else "built-in held-out data")
+        ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.messages or p.prompt, system))
+        require_fits(policy, ids, f"{kw['eval_path']}:{p.line}" if p.line is not None else "built-in held-out data")
     manifest = AdapterManifest(
         pte_version=_version(), base_model=choices["backend"].config.model, lora=lora,
         encoder=encoder.name, encoder_options=encoder.options(), eviction=eviction.name,

@@ -202,14 +202,19 @@ def eos_ids(model, tokenizer) -> list[int]:
     return sorted(ids)
 
 
-def chat_prompt(tokenizer, text: str, system: str | None = None) -> list[int]:
-    """Token ids of ``text`` as a user turn under the model's chat template (plain text if none)."""
-    if getattr(tokenizer, "chat_template", None):
-        messages = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": text}
-        ]
-        out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if hasattr(out, "keys"):
-            out = out["input_ids"]
-        return list(out)
-    return tokenizer(text)["input_ids"]
+def chat_prompt(tokenizer, text: str | list[dict], system: str | None = None) -> list[int]:
+    """Token ids of ``text`` as a user turn under the model's chat template (plain text if none).
+    ``text`` may also be chat messages (``[{"role", "content"}, ...]``); ``system`` is then added
+    only when they hold no system message."""
+    if isinstance(text, list):
+        has_system = any(m.get("role") == "system" for m in text)
+        messages = ([{"role": "system", "content": system}] if system and not has_system else []) + list(text)
+    else:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+    if not getattr(tokenizer, "chat_template", None):
+        plain = text if isinstance(text, str) else "\n".join(m["content"] for m in messages)
+        return tokenizer(plain)["input_ids"]
+    out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if hasattr(out, "keys"):
+        out = out["input_ids"]
+    return list(out)
