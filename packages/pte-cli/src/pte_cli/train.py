@@ -25,7 +25,7 @@ DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them 
 @model_options
 @cache_options
 @click.option("--dynamic-window/--no-dynamic-window", default=None,
-              help="Generated-token window = longest prompt of the batch (method.md §1). "
+              help="Generated-token window = longest prompt of the batch, fixed at prefill (the paper's setting). "
                    "[default: on, off when --cache-window is given]")
 @click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
               help="Reward NAME[:WEIGHT] from the registry, or a Python function FILE.py:FN[:WEIGHT] / "
@@ -109,7 +109,8 @@ def train(**kw):
     """Train the adapter with cache-aware GRPO (the main job).
 
     With no options: SmolLM2-135M-Instruct, built-in arithmetic data, lru-prompt-keep cache,
-    progressive thought encoder, math reward, group size 4.
+    progressive thought encoder, math reward, 10 steps of 4 prompts x 8 completions; reports
+    greedy accuracy on 64 held-out problems before and after.
     """
     from .scoring import reward_configs
     from .training import run_train
