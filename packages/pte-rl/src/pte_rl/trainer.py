@@ -1,4 +1,4 @@
-"""Cache-aware GRPO trainer (the method's §3, GRPO under a bounded cache): one step reads top to bottom in :meth:`Trainer.step`.
+"""Cache-aware GRPO trainer: one step reads top to bottom in :meth:`Trainer.step`.
 
 rollout (no grad, bounded cache) -> rewards -> group advantages -> reference log-probs (adapter
 off, full cache, no grad) -> replay with grad, chunk by chunk, loss backpropagated per chunk ->

@@ -1,7 +1,7 @@
 """Thought encoders: fold evicted keys/values into a fixed-size state per decoder layer.
 
 The state S of one layer is a ``[global_tokens, rank]`` matrix (batched: ``[batch, G, r]``) that
-sits between the LoRA factors, y = W x + (alpha/r) A S B x (the paper's eq. 2-4). ``None`` stands for
+sits between the LoRA factors, y = W x + (alpha/r) A S B x (the paper's state-conditioned LoRA). ``None`` stands for
 the identity (plain LoRA).
 
 Progressive encoder, for layer l with its own frozen projections W_Q, W_K, W_V:
