@@ -9,6 +9,8 @@ import sys
 
 import click
 
+from pte_rl.config import default  # every default of a training option is declared there, once
+
 from .main import cache_options, cli, model_options, validate_common
 from .options import PluginName, field_options
 from .runconfig import load_config_option
@@ -39,44 +41,44 @@ DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them 
 @click.option("--eval-data", "eval_path", type=click.Path(dir_okay=False), default=None,
               help="JSONL held-out set: greedy accuracy before, during (--eval-every) and after training "
                    f"[default with built-in data: {DEFAULT_EVAL}; otherwise none].")
-@click.option("--eval-every", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--eval-every", type=click.IntRange(0), default=default("eval_every"), show_default=True,
               help="Held-out eval every N steps (0: only before and after training).")
-@click.option("--output-dir", default="runs/pte", show_default=True, help="Checkpoints, metrics, TensorBoard.")
-@click.option("--max-steps", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--prompts-per-step", type=click.IntRange(1), default=4, show_default=True,
+@click.option("--output-dir", default=default("output_dir"), show_default=True, help="Checkpoints, metrics, TensorBoard.")
+@click.option("--max-steps", type=click.IntRange(1), default=default("max_steps"), show_default=True)
+@click.option("--prompts-per-step", type=click.IntRange(1), default=default("prompts_per_step"), show_default=True,
               help="Prompts per optimizer step on each rank.")
-@click.option("--group-size", "--num-generations", "group_size", type=click.IntRange(2), default=8,
+@click.option("--group-size", "--num-generations", "group_size", type=click.IntRange(2), default=default("group_size"),
               show_default=True, help="Completions per prompt.")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=48, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.7, show_default=True)
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
+@click.option("--max-new-tokens", type=click.IntRange(1), default=default("max_new_tokens"), show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=default("temperature"), show_default=True)
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=default("top_p"), show_default=True)
 @click.option("--learning-rate", "--lr", "learning_rate", type=click.FloatRange(0, min_open=True),
-              default=5e-4, show_default=True)
-@click.option("--lr-scheduler", type=click.Choice(["constant", "linear", "cosine"]), default="constant",
+              default=default("learning_rate"), show_default=True)
+@click.option("--lr-scheduler", type=click.Choice(["constant", "linear", "cosine"]), default=default("lr_scheduler"),
               show_default=True)
-@click.option("--warmup-steps", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(0), default=0.0, show_default=True)
-@click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
-@click.option("--beta", type=click.FloatRange(0), default=0.001, show_default=True,
+@click.option("--warmup-steps", type=click.IntRange(0), default=default("warmup_steps"), show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(0), default=default("weight_decay"), show_default=True)
+@click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=default("max_grad_norm"), show_default=True)
+@click.option("--beta", type=click.FloatRange(0), default=default("beta"), show_default=True,
               help="KL weight to the full-cache base model (0 skips the reference pass).")
-@click.option("--epsilon", type=click.FloatRange(0, min_open=True), default=0.2, show_default=True)
+@click.option("--epsilon", type=click.FloatRange(0, min_open=True), default=default("epsilon"), show_default=True)
 @click.option("--epsilon-high", type=click.FloatRange(0, min_open=True), default=None,
               help="Upper clip (DAPO uses 0.28) [default: epsilon].")
-@click.option("--num-iterations", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--num-iterations", type=click.IntRange(1), default=default("num_iterations"), show_default=True,
               help="Optimizer steps per batch of rollouts (ratio clipping matters when > 1).")
-@click.option("--loss-type", type=click.Choice(["grpo", "dr_grpo", "dapo"]), default="dapo", show_default=True)
-@click.option("--scale-rewards/--no-scale-rewards", default=True, show_default=True,
+@click.option("--loss-type", type=click.Choice(["grpo", "dr_grpo", "dapo"]), default=default("loss_type"), show_default=True)
+@click.option("--scale-rewards/--no-scale-rewards", default=default("scale_rewards"), show_default=True,
               help="Divide advantages by the group std (off: Dr. GRPO).")
 @click.option("--mask-truncated", is_flag=True, help="Completions cut at --max-new-tokens get no loss.")
-@click.option("--rollout-sub-batch-size", type=click.IntRange(1), default=32, show_default=True,
+@click.option("--rollout-sub-batch-size", type=click.IntRange(1), default=default("rollout_sub_batch_size"), show_default=True,
               help="Rows per rollout pass (decode streams the weights once per step, so wider is nearly free).")
-@click.option("--reference-sub-batch-size", type=click.IntRange(1), default=4, show_default=True,
+@click.option("--reference-sub-batch-size", type=click.IntRange(1), default=default("reference_sub_batch_size"), show_default=True,
               help="Rows per full-cache reference pass (its cache grows with length).")
-@click.option("--replay-sub-batch-size", type=click.IntRange(1), default=8, show_default=True,
+@click.option("--replay-sub-batch-size", type=click.IntRange(1), default=default("replay_sub_batch_size"), show_default=True,
               help="Rows per replay pass with gradients (bounds backward memory).")
-@click.option("--replay-chunk", type=click.IntRange(1), default=32, show_default=True,
+@click.option("--replay-chunk", type=click.IntRange(1), default=default("replay_chunk"), show_default=True,
               help="Max tokens per replay chunk (bounds backward memory).")
-@click.option("--replay-graph", type=click.Choice(["window", "chunk", "exact"]), default="window", show_default=True,
+@click.option("--replay-graph", type=click.Choice(["window", "chunk", "exact"]), default=default("replay_graph"), show_default=True,
               help="How far a chunk's loss reaches back: window = the prompt and every cached token (memory "
                    "bounded by the window); chunk = the chunk alone (cheapest, biased); exact = everything "
                    "(memory grows with length; for checks).")
@@ -89,16 +91,16 @@ DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them 
 @click.option("--compile", "compile", is_flag=True,
               help="torch.compile the decoder blocks the bounded cache does not touch (MLP, norms). "
                    "Pays off on CUDA; measured slower on a 2-core CPU.")
-@click.option("--save-every", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--save-every", type=click.IntRange(0), default=default("save_every"), show_default=True,
               help="Checkpoint every N steps (0: only at the end).")
 @click.option("--save-total-limit", type=click.IntRange(1), default=None,
               help="Keep only the newest K checkpoints [default: all].")
-@click.option("--log-completions", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--log-completions", type=click.IntRange(0), default=default("log_completions"), show_default=True,
               help="Write N sampled completions per step (text, reward parts, length, evictions) to "
                    "OUTPUT_DIR/completions.jsonl and TensorBoard.")
 @click.option("--resume", is_flag=True, help="Continue from the latest complete checkpoint in --output-dir.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--profile-steps", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--seed", type=int, default=default("seed"), show_default=True)
+@click.option("--profile-steps", type=click.IntRange(0), default=default("profile_steps"), show_default=True,
               help="Write a torch profiler trace of the first N steps to OUTPUT_DIR/profile.")
 @click.option("--no-tensorboard", is_flag=True, help="Only write metrics.jsonl.")
 @click.option("--system", default=None, help="System message for the chat template.")

@@ -52,7 +52,7 @@ def _eval_problems(kw, train_problems):
 def _train_config(kw):
     from pydantic import ValidationError
 
-    from pte_rl.trainer import TrainConfig
+    from pte_rl.config import TrainConfig
 
     fields = {k: kw[k] for k in TrainConfig.model_fields if k in kw}
     fields["tensorboard"] = not kw["no_tensorboard"]
