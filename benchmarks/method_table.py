@@ -33,18 +33,13 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine  # noqa: E402
 
+from pte_rl.stats import wilson_interval  # noqa: E402
+
 METHODS = {
     "LoRA": ["--eviction", "full", "--encoder", "none"],
     "LoRA_c": ["--eviction", "lru-prompt-keep", "--encoder", "none"],
     "PTE": ["--eviction", "lru-prompt-keep", "--encoder", "progressive"],
 }
-
-
-def wilson(c: float, n: float, z: float = 1.96) -> tuple[float, float]:
-    p = c / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def mean_over_seeds(correct: dict, method: str, budget: str) -> dict:
@@ -124,7 +119,7 @@ def main() -> None:
         for budget, stats in report["overall"].items():
             n = stats["problems"]
             c = round(stats["pass@1"] * n)
-            low, high = wilson(c, n)
+            low, high = wilson_interval(c, n)
             results[label][budget] = {"accuracy": c / n, "n": n, "ci95": [round(low, 3), round(high, 3)]}
 
     methods = ["Baseline"] + [m for m in METHODS]
@@ -137,7 +132,7 @@ def main() -> None:
             acc = [results[k][budget]["accuracy"] for k in labels]
             n = sum(results[k][budget]["n"] for k in labels)
             c = sum(results[k][budget]["accuracy"] * results[k][budget]["n"] for k in labels)
-            low, high = wilson(c, n)
+            low, high = wilson_interval(c, n)
             row[budget] = {"accuracy": sum(acc) / len(acc), "n": n, "ci95": [round(low, 3), round(high, 3)]}
         mem = [peak[k] for k in labels if k in peak]
         row["peak_train_rss_mb"] = round(max(mem)) if mem else None

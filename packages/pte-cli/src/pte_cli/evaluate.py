@@ -18,7 +18,7 @@ import click
 import torch
 
 from .build import Choice, adapter_encoder, adapter_system, load_model, require_fits
-from .options import read_data
+from .options import fields_of, read_data
 from .registry import get_registry
 
 
@@ -102,8 +102,7 @@ def run_eval(choices, kw):
     from .scoring import build_reward
 
     budgets = parse_budgets(kw["cache_windows"])
-    datasets = load_datasets(kw["datasets"], kw["limit"],
-                             {"prompt": kw.get("prompt_field"), "answer": kw.get("answer_field")})
+    datasets = load_datasets(kw["datasets"], kw["limit"], fields_of(kw))
     adapter = None if kw["adapter"] in (None, "none") else kw["adapter"]
     if adapter is None and kw["encoder"] is None:  # the bare base model: an untrained adapter is exact identity
         encoder = Choice("encoder", "none", get_registry().get("encoder", "none").validate({}))

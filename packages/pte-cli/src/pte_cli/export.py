@@ -26,8 +26,7 @@ def export(adapter, merge, output, model, dtype):
     """
     from pte_lora import read_manifest
 
-    from .build import Choice, load_model
-    from .registry import get_registry
+    from .build import adapter_encoder, load_model
 
     if not merge:
         raise click.UsageError("nothing to do without --merge (an encoder 'none' adapter folder already "
@@ -36,8 +35,7 @@ def export(adapter, merge, output, model, dtype):
         manifest = read_manifest(adapter)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    entry = get_registry().get("encoder", manifest.encoder)
-    encoder = Choice("encoder", manifest.encoder, entry.validate(manifest.encoder_options))
+    encoder = adapter_encoder(adapter, None, explicit=False)  # the encoder it was trained with
     if getattr(encoder.build(), "carries_state", True):
         raise click.UsageError(
             f"{adapter}: encoder '{manifest.encoder}' carries a thought state S that changes with every "

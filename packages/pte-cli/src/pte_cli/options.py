@@ -105,3 +105,8 @@ def field_options(f):
     ]):
         f = decorator(f)
     return f
+
+
+def fields_of(kw: dict) -> dict[str, str]:
+    """Our column names -> the data's, from the values of :func:`field_options`."""
+    return {"prompt": kw.get("prompt_field") or "prompt", "answer": kw.get("answer_field") or "answer"}

@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import click
+
+from pte_rl.stats import wilson_interval
 
 CURVES = (("reward", "mean reward"), ("eval/accuracy", "held-out accuracy"), ("kl", "KL to the base model"),
           ("completions/mean_length", "completion length (tokens)"))
@@ -56,12 +57,6 @@ def _pyplot():
     return plt
 
 
-def _wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
 def plot(runs: dict[str, dict], path: str) -> None:
     """Overall pass@1 vs cache window, one line per run, with 95% Wilson intervals over problems."""
     plt = _pyplot()
@@ -72,7 +67,7 @@ def plot(runs: dict[str, dict], path: str) -> None:
         for i, b in enumerate(budgets):
             if b in r["overall"]:
                 stats = r["overall"][b]
-                low, high = _wilson(stats["pass@1"], max(1, stats["problems"]))
+                low, high = wilson_interval(stats["pass@1"] * stats["problems"], stats["problems"])
                 xs.append(i + (k - (len(runs) - 1) / 2) * 0.06)  # a small dodge so the bars do not overlap
                 ys.append(100 * stats["pass@1"])
                 lo.append(100 * (stats["pass@1"] - low))

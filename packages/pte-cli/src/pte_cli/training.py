@@ -10,6 +10,7 @@ import click
 import torch
 
 from .build import Choice, load_model, require_fits, template_sha256
+from .options import fields_of
 from .runconfig import run_args
 from .scoring import build_reward
 
@@ -22,14 +23,10 @@ def _problems(kw):
     if kw["data_path"] is None:
         return [Problem(r["prompt"], r["answer"], {k: r[k] for k in ("id", "source")}) for r in arithmetic(256, 0)]
     try:
-        problems, _ = load_problems(kw["data_path"], kw["skip_bad_rows"], _fields(kw))
+        problems, _ = load_problems(kw["data_path"], kw["skip_bad_rows"], fields_of(kw))
     except DataError as err:
         raise click.UsageError(str(err)) from None
     return problems
-
-
-def _fields(kw) -> dict[str, str]:
-    return {"prompt": kw.get("prompt_field") or "prompt", "answer": kw.get("answer_field") or "answer"}
 
 
 def _eval_problems(kw, train_problems):
@@ -39,7 +36,7 @@ def _eval_problems(kw, train_problems):
 
     if kw["eval_path"] is not None:
         try:
-            return load_problems(kw["eval_path"], kw["skip_bad_rows"], _fields(kw))[0]
+            return load_problems(kw["eval_path"], kw["skip_bad_rows"], fields_of(kw))[0]
         except DataError as err:
             raise click.UsageError(str(err)) from None
     if kw["data_path"] is not None:
@@ -123,12 +120,12 @@ def run_train(choices, kw):
     system = kw["system"]
     policy = eviction.build()
     encoded = {}  # every prompt is tokenised once, and checked against the budget before training
-    for p in problems:
-        ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.messages or p.prompt, system))
-        require_fits(policy, ids, f"{kw['data_path']}:{p.line}" if p.line is not None else "built-in data")
-    for p in eval_problems:
-        ids = encoded.setdefault(p.prompt, chat_prompt(tokenizer, p.messages or p.prompt, system))
-        require_fits(policy, ids, f"{kw['eval_path']}:{p.line}" if p.line is not None else "built-in held-out data")
+    for rows, path, builtin in ((problems, kw["data_path"], "built-in data"),
+                                (eval_problems, kw["eval_path"], "built-in held-out data")):
+        for p in rows:
+            if p.prompt not in encoded:
+                encoded[p.prompt] = chat_prompt(tokenizer, p.messages or p.prompt, system)
+            require_fits(policy, encoded[p.prompt], f"{path}:{p.line}" if p.line is not None else builtin)
     manifest = AdapterManifest(
         pte_version=_version(), base_model=choices["backend"].config.model, lora=lora,
         encoder=encoder.name, encoder_options=encoder.options(), eviction=eviction.name,

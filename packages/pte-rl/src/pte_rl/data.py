@@ -135,8 +135,6 @@ def read_rows(path: str | Path, required: tuple[str, ...], skip_bad_rows: bool =
     return rows, bad
 
 
-read_jsonl = read_rows  # the name it had when only JSONL existed
-
 
 def load_problems(path: str | Path, skip_bad_rows: bool = False,
                   fields: dict[str, str] | None = None) -> tuple[list[Problem], list[str]]:

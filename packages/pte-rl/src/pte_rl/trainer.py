@@ -263,7 +263,7 @@ class Trainer:
         for i in order:
             problem = problems[i // g]
             rows.append({
-                "prompt_id": str(problem.extra.get("id", problem.line or i // g)), "prompt": problem.prompt,
+                "prompt_id": str(problem.extra.get("id", i // g if problem.line is None else problem.line)), "prompt": problem.prompt,
                 "completion": texts[i], "reward": float(rewards[i]),
                 "rewards": {name: res[i].value for name, res in parts.items()},
                 "reasons": {name: res[i].reason for name, res in parts.items() if res[i].reason},

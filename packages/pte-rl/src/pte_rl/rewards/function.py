@@ -14,6 +14,7 @@ number of values, or a batch where no row could be scored, stops the run:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -62,8 +63,11 @@ def split_spec(value: str) -> tuple[str, float]:
     return f"{m.group('target')}:{m.group('fn')}", w
 
 
+@functools.cache
 def load_function(spec: str) -> Callable:
-    """The function named by ``file.py:fn`` or ``module:fn``; errors say what is wrong."""
+    """The function named by ``file.py:fn`` or ``module:fn``; errors say what is wrong. Cached:
+    the CLI checks a spec when it parses it and the reward uses it later, and a user's file is
+    executed once, not twice."""
     target, _, name = spec.rpartition(":")
     if target.endswith(".py"):
         path = Path(target).expanduser()
