@@ -44,7 +44,8 @@ def case(spec: dict) -> dict:
     limit_heap_fragmentation()  # what `pte train` does on CPU
     torch.manual_seed(0)
     with PeakRSS() as mem:
-        model, tok = HFBackend(HFConfig(dtype=spec.get("dtype", "float32"))).load()
+        model, tok = HFBackend(HFConfig(model=spec.get("model", "smollm2-135m-instruct"),
+                                        dtype=spec.get("dtype", "float32"), device=spec.get("device", "auto"))).load()
         pte_mode = spec["mode"] == "pte"
         pte = PTEModel(model, ProgressiveEncoder() if pte_mode else IdentityEncoder())
 
@@ -54,7 +55,8 @@ def case(spec: dict) -> dict:
         problems = [Problem(f"What is {i} + {i * 3}? Think step by step.", str(4 * i), {}) for i in range(spec["prompts"])]
         cfg = TrainConfig(output_dir="/tmp/pte-bench", max_steps=spec["steps"], prompts_per_step=spec["prompts"],
                           group_size=spec["group"], max_new_tokens=spec["tokens"], tensorboard=False,
-                          rollout_sub_batch_size=spec["prompts"] * spec["group"])
+                          rollout_sub_batch_size=spec["prompts"] * spec["group"],
+                          **{k: spec[k] for k in ("beta", "temperature", "learning_rate") if k in spec})
         manifest = AdapterManifest(pte_version="bench", lora=LoRAConfig(), encoder="x")
         # every group gets reward spread, so every step runs its replay and optimizer step (a real
         # reward on forced-length answers is all 0: the trainer would skip those steps as flat)
@@ -73,7 +75,9 @@ def case(spec: dict) -> dict:
         seconds, runs = seconds[1:], runs[1:]
     phase = {k: sum(m[f"time/{k}"] for m in runs) / len(runs) for k in ("rollout", "reference", "train")}
     metrics = runs[-1]
-    return {**spec, "seconds_per_step": sum(seconds) / len(seconds), "first_step_seconds": first, "peak_rss_gb": mem.peak / 1024,
+    gpu = {"peak_gpu_gb": torch.cuda.max_memory_allocated() / 2**30} if torch.cuda.is_available() else {}
+    return {**spec, "seconds_per_step": sum(seconds) / len(seconds), "first_step_seconds": first,
+            "peak_rss_gb": mem.peak / 1024, **gpu, "decode_tokens_per_s": metrics["tokens_per_second"],
             **{f"time_{k}": v for k, v in phase.items()},
             "evictions_per_completion": metrics["evictions_per_completion"],
             "max_cache_tokens": metrics["max_cache_tokens"], "logprob_mismatch": metrics["logprob_mismatch"],

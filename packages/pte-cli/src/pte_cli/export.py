@@ -1,4 +1,5 @@
-"""``pte export``: a plain-LoRA adapter merged into a standalone transformers model folder."""
+"""``pte export``: a plain-LoRA adapter merged into a standalone transformers model folder, or the
+base model itself written as one (``--base``: what TRL, PEFT and vLLM load)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ from .main import cli, validate_common
 
 
 @cli.command("export")
-@click.argument("adapter", type=click.Path(file_okay=False))
+@click.argument("adapter", type=click.Path(file_okay=False), required=False)
 @click.option("--merge", is_flag=True, help="Fold the LoRA into the base weights (W + alpha/r * B A).")
-@click.option("--output", required=True, type=click.Path(), help="New folder for the merged model.")
-@click.option("--model", default=None, help="Base model [default: the one the adapter was trained on].")
+@click.option("--base", is_flag=True,
+              help="Write the base model (--model, default the built-in one) as it is, no adapter: a "
+                   "folder TRL, PEFT or vLLM can load.")
+@click.option("--output", required=True, type=click.Path(), help="New folder for the model.")
+@click.option("--model", default=None, help="Base model [default: the one the adapter was trained on; "
+                                            "with --base: smollm2-135m-instruct].")
 @click.option("--dtype", default="float32", show_default=True, help="float32, bfloat16 or float16.")
-def export(adapter, merge, output, model, dtype):
-    """Write ADAPTER merged into its base model as a transformers folder (safetensors).
+def export(adapter, merge, base, output, model, dtype):
+    """Write ADAPTER merged into its base model (--merge), or the base model alone (--base), as a
+    transformers folder (config.json, model.safetensors, tokenizer files).
 
     Only adapters trained with encoder `none` (plain LoRA) can be merged: a thought state S
     changes with every eviction, so W + (alpha/r) A S B has no fixed weight to fold into.
@@ -28,9 +34,27 @@ def export(adapter, merge, output, model, dtype):
 
     from .build import adapter_encoder, load_model
 
+    out = Path(output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise click.UsageError(f"--output {out}: exists and is not empty; choose a new folder")
+    if base:
+        if adapter or merge:
+            raise click.UsageError("--base writes the base model alone: give no ADAPTER and no --merge")
+        choices = validate_common("hf", model, "cpu", dtype, ())
+        from pte_rl import ModelNotFound
+
+        try:
+            loaded, tokenizer = choices["backend"].build().load()
+        except ModelNotFound as err:
+            raise click.UsageError(str(err)) from None
+        _write_atomically(out, loaded, tokenizer)
+        click.echo(f"pte export: base model {choices['backend'].config.model} ({dtype}) -> {out}")
+        return
+    if adapter is None:
+        raise click.UsageError("give an ADAPTER folder with --merge, or --base for the base model alone")
     if not merge:
         raise click.UsageError("nothing to do without --merge (an encoder 'none' adapter folder already "
-                               "loads in PEFT as it is)")
+                               "loads in PEFT as it is); --base writes the base model alone")
     try:
         manifest = read_manifest(adapter)
     except ValueError as err:
@@ -42,16 +66,18 @@ def export(adapter, merge, output, model, dtype):
             "eviction event, so y = Wx + (alpha/r) A S B x has no fixed weight to merge into. Only "
             "encoder 'none' adapters (plain LoRA) can be merged; use this one with `pte generate/eval "
             "--adapter`.")
-    out = Path(output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise click.UsageError(f"--output {out}: exists and is not empty; choose a new folder")
     choices = validate_common("hf", model or manifest.base_model or None, "cpu", dtype, ())
     pte, tokenizer = load_model(choices["backend"], encoder, adapter)
-    merged = pte.lora.merge()
+    _write_atomically(out, pte.lora.merge(), tokenizer)
+    click.echo(f"pte export: {adapter} merged into {manifest.base_model or model} -> {out}")
+
+
+def _write_atomically(out: Path, model, tokenizer) -> None:
+    """The model folder is written whole or not at all (a temp folder beside it, then renamed)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:  # written whole or not at all
-        merged.save_pretrained(tmp, safe_serialization=True)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         if out.exists():
             out.rmdir()
@@ -59,4 +85,3 @@ def export(adapter, merge, output, model, dtype):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    click.echo(f"pte export: {adapter} merged into {manifest.base_model or model} -> {out}")
