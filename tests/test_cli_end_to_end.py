@@ -29,7 +29,7 @@ def test_third_party_plugin_discovered_through_entry_points():
     assert "pte-demo-plugin 0.3.1" in run_pte("plugins").stdout
     cfg = json.loads(run_pte("train", "--eviction", "demo-keep-last", "--reward", "demo-short",
                              "-o", "eviction.cache_window=80", "--dry-run").stdout)
-    assert cfg["eviction"] == "demo-keep-last" and cfg["eviction_options"] == {"cache_window": 80}
+    assert cfg["eviction"] == {"name": "demo-keep-last", "options": {"cache_window": 80}}
     res = run_pte("train", "--eviction", "demo-keep-last", "-o", "eviction.cache_window=1", "--dry-run", check=False)
     assert res.returncode == 2 and "cache_window" in res.stderr
 

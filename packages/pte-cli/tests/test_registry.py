@@ -122,8 +122,9 @@ def test_train_dry_run_resolves_defaults():
     res = CliRunner().invoke(cli, ["train", "--dry-run"])
     assert res.exit_code == 0, res.output
     cfg = json.loads(res.output)
-    assert cfg["eviction"] == "lru-prompt-keep" and cfg["eviction_options"]["dynamic_window"] is True
-    assert cfg["encoder"] == "progressive" and cfg["rewards"] == [{"name": "math", "weight": 1.0}]
+    assert cfg["eviction"]["name"] == "lru-prompt-keep" and cfg["eviction"]["options"]["dynamic_window"] is True
+    assert cfg["encoder"]["name"] == "progressive"
+    assert [(r["name"], r["weight"]) for r in cfg["rewards"]] == [("math", 1.0)]
     assert cfg["train"]["group_size"] == 8 and cfg["num_problems"] == 256 and cfg["num_eval_problems"] == 64
     from pte_rl.trainer import TrainConfig
 
@@ -131,5 +132,5 @@ def test_train_dry_run_resolves_defaults():
     res = CliRunner().invoke(cli, ["train", "--dry-run", "--cache-window", "96", "--reward", "math",
                                    "--reward", "format:0.1"])
     cfg = json.loads(res.output)
-    assert cfg["eviction_options"] == {"cache_window": 96, "evict_ratio": 0.25, "dynamic_window": False}
-    assert cfg["rewards"][1] == {"name": "format", "weight": 0.1}
+    assert cfg["eviction"]["options"] == {"cache_window": 96, "evict_ratio": 0.25, "dynamic_window": False}
+    assert (cfg["rewards"][1]["name"], cfg["rewards"][1]["weight"]) == ("format", 0.1)

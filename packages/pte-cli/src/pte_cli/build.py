@@ -26,6 +26,12 @@ class Choice:
         return {} if self.config is None else self.config.model_dump()
 
 
+def choice_of(kind: str, chosen) -> Choice:
+    """A run config's ``PluginChoice`` (name + options) validated into a buildable :class:`Choice`."""
+    entry = get_registry().get(kind, chosen.name)
+    return Choice(kind, chosen.name, entry.validate(chosen.options))
+
+
 def adapter_encoder(adapter: str | None, encoder: Choice, explicit: bool) -> Choice:
     """The encoder a saved adapter was trained with; conflicts with an explicit --encoder fail."""
     if not adapter:

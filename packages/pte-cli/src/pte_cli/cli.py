@@ -1,4 +1,4 @@
-"""Assemble the ``pte`` command: the group plus every subcommand module."""
+"""The ``pte`` command: the group, and one module per subcommand (options beside its body)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,32 @@ import sys
 
 import click
 
-from . import export as _export  # noqa: F401  (registers `pte export`)
-from . import train as _train  # noqa: F401  (registers `pte train`)
-from .main import cli
-from .registry import RegistryError
+from . import __version__
+from .datasets import data
+from .evaluate import eval_command
+from .export import export
+from .generate import generate
+from .plugins import plugins
+from .registry import KINDS, RegistryError
+from .report import report
+from .scoring import score
+from .train import train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="pte")
+def cli():
+    """Train reasoning models with RL under a fixed-size KV cache (Progressive Thought Encoding).
+
+    \b
+    Main job:   pte train            (GRPO on the built-in model and arithmetic data)
+    Try it:     pte generate --prompt "What is 12 + 7?"
+    Plugins:    pte plugins
+    """
+
+
+for command in (train, generate, eval_command, score, report, export, data, plugins):
+    cli.add_command(command)
 
 
 def main() -> None:
@@ -20,4 +42,4 @@ def main() -> None:
         sys.exit(2)
 
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "KINDS"]

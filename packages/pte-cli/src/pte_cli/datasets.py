@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
+
+import click
 
 INSTRUCTION = "Put the final answer in \\boxed{}."
 HELDOUT_SEED = 1_000_003  # the default job's held-out problems; training uses --seed (0)
@@ -55,3 +58,27 @@ def _evaluate(terms: list[int], ops: list[str]) -> int:
         else:
             stack.append(t if op == "+" else -t)
     return sum(stack)
+
+
+@click.group()
+def data():
+    """Generate datasets the project ships (JSONL with prompt and answer)."""
+
+
+@data.command("arithmetic")
+@click.option("--n", type=click.IntRange(1), default=256, show_default=True, help="Number of problems.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-operand", type=click.IntRange(2), default=20, show_default=True,
+              help="Operands are drawn from 1..N.")
+@click.option("--max-terms", type=click.IntRange(2, 3), default=2, show_default=True,
+              help="2: only 'a op b'; 3: also 'a op b op c' (a third of the rows).")
+@click.option("--operators", default="+-*", show_default=True, help="Operators to draw from (any of + - *).")
+def data_arithmetic(n, seed, max_operand, max_terms, operators):
+    """Synthetic arithmetic problems with a boxed-answer instruction, JSONL to stdout.
+
+    The defaults are the default `pte train` job's training data (with --seed 0).
+    """
+    if not operators or set(operators) - set("+-*"):
+        raise click.BadParameter(f"{operators!r}: use one or more of + - *", param_hint="--operators")
+    for row in arithmetic(n, seed, max_operand, max_terms, operators):
+        click.echo(json.dumps(row))

@@ -15,11 +15,41 @@ import time
 from pathlib import Path
 
 import click
-import torch
+
+from pte_rl.files import jsonl_line, jsonl_text, write_json_atomic, write_text_atomic
 
 from .build import Choice, adapter_encoder, adapter_system, load_model, require_fits
-from .options import fields_of, read_data
+from .options import PluginName, cache_options, field_options, fields_of, model_options, read_data, validate_common
 from .registry import get_registry
+
+
+@click.command("eval")
+@model_options
+@lambda f: cache_options(f, with_window=False)
+@click.option("--dataset", "datasets", multiple=True, required=True, type=click.Path(),
+              help="Data file (.jsonl, .json, .csv, .parquet) or saved datasets folder with prompt and answer "
+                   "(id, source optional); repeatable.")
+@field_options
+@click.option("--adapter", default=None, help="Adapter folder, or 'none' for the base model [default: none].")
+@click.option("--cache-window", "cache_windows", multiple=True,
+              help="Cache budget (tokens, prompt included) or 'full'; repeatable [default: full].")
+@click.option("--samples", type=click.IntRange(1), default=1, show_default=True, help="Samples per problem (K).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=512, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0), default=0.0, show_default=True, help="0 means greedy.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="First N problems of each dataset.")
+@click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
+              help="Reward NAME[:WEIGHT], or a function FILE.py:FN[:WEIGHT] / MODULE:FN[:WEIGHT] [default: math].")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--system", default=None, help="System message for the chat template.")
+@click.option("--output", default=None, help="Folder for results.json and samples.jsonl (resumable).")
+def eval_command(**kw):
+    """Accuracy under cache budgets: pass@1, pass@K, length, truncation, evictions per dataset."""
+    parse_budgets(kw["cache_windows"])
+    choices = validate_common(kw["backend"], kw["model"], kw["device"], kw["dtype"], kw["plugin_opts"],
+                              kw["eviction"], None, kw["evict_ratio"], kw["sink_tokens"], kw["encoder"])
+    run_eval(choices, kw)
 
 
 def load_datasets(paths, limit, fields=None):
@@ -95,6 +125,7 @@ def _adapter_identity(adapter):
 
 
 def run_eval(choices, kw):
+    import torch
     from tqdm import tqdm
 
     from pte_rl import SamplingConfig, chat_prompt, eos_ids, sample
@@ -124,7 +155,7 @@ def run_eval(choices, kw):
                         continue  # a line cut by an interruption: regenerate that sample
                     samples.append(s)
                     done_keys.add((s["dataset"], s["id"], s["budget"], s["sample"]))
-            path.write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples), encoding="utf-8")
+            write_text_atomic(path, jsonl_text(samples))
     pte, tokenizer = load_model(choices["backend"], encoder, adapter)
     system = adapter_system(adapter, kw["system"], tokenizer)
     stop = eos_ids(pte.model, tokenizer)
@@ -161,7 +192,7 @@ def run_eval(choices, kw):
                          "max_cache_tokens": c.max_cache_tokens}
                     samples.append(s)
                     if sink is not None:
-                        sink.write(json.dumps(s, ensure_ascii=False) + "\n")
+                        sink.write(jsonl_line(s))
                         sink.flush()
                     correct += s["reward"] >= 1.0
                     total += 1
@@ -184,9 +215,7 @@ def run_eval(choices, kw):
         **summary,
     }
     if out is not None:
-        tmp = out / ".results.json.tmp"
-        tmp.write_text(json.dumps(report, indent=2, default=str))
-        tmp.replace(out / "results.json")
+        write_json_atomic(out / "results.json", report)
     click.echo(format_table(summary, budgets, kw["samples"]))
     return report
 

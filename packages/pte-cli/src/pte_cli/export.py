@@ -3,17 +3,14 @@ base model itself written as one (``--base``: what TRL, PEFT and vLLM load)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
-from .main import cli, validate_common
+from .options import validate_common
 
 
-@cli.command("export")
+@click.command("export")
 @click.argument("adapter", type=click.Path(file_okay=False), required=False)
 @click.option("--merge", is_flag=True, help="Fold the LoRA into the base weights (W + alpha/r * B A).")
 @click.option("--base", is_flag=True,
@@ -73,15 +70,9 @@ def export(adapter, merge, base, output, model, dtype):
 
 
 def _write_atomically(out: Path, model, tokenizer) -> None:
-    """The model folder is written whole or not at all (a temp folder beside it, then renamed)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """The model folder is written whole or not at all."""
+    from pte_rl.files import atomic_folder
+
+    with atomic_folder(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

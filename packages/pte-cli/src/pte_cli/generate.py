@@ -6,13 +6,48 @@ import json
 import sys
 
 import click
-import torch
 
 from .build import adapter_encoder, adapter_system, load_model, require_fits
+from .options import cache_options, model_options, read_data, validate_common
+
+
+@click.command()
+@model_options
+@cache_options
+@click.option("--prompt", "prompts", multiple=True, help="A prompt (repeatable).")
+@click.option("--prompts-file", type=click.Path(dir_okay=False), default=None,
+              help="JSONL file with a 'prompt' field per row.")
+@click.option("--adapter", default=None, help="Folder of a saved adapter.")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--min-new-tokens", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="0 means greedy.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--system", default=None, help="System message for the chat template.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per prompt on stdout.")
+def generate(backend, model, device, dtype, plugin_opts, eviction, cache_window, evict_ratio, sink_tokens,
+             encoder, prompts, prompts_file, adapter, max_new_tokens, min_new_tokens, temperature, top_p,
+             seed, batch_size, system, as_json):
+    """Generate completions under a bounded KV cache (with thought encoding)."""
+    choices = validate_common(backend, model, device, dtype, plugin_opts, eviction, cache_window,
+                              evict_ratio, sink_tokens, encoder)
+    texts = list(prompts)
+    if prompts_file:
+        rows, _ = read_data(prompts_file, ("prompt",))
+        texts += [r["prompt"] for r in rows]
+    if not texts:
+        raise click.UsageError("give at least one --prompt or a --prompts-file")
+    run_generate(choices, texts, adapter=adapter, explicit_encoder=encoder is not None,
+                 max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                 temperature=temperature, top_p=top_p, seed=seed, batch_size=batch_size,
+                 system=system, as_json=as_json)
 
 
 def run_generate(choices, texts, *, adapter, explicit_encoder, max_new_tokens, min_new_tokens,
                  temperature, top_p, seed, batch_size, system, as_json):
+    import torch
     from tqdm import tqdm
 
     from pte_rl import SamplingConfig, chat_prompt, eos_ids, sample

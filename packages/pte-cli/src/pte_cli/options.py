@@ -1,4 +1,5 @@
-"""Click plumbing: registry-backed names, plugin options, data files with precise errors."""
+"""Click plumbing shared by the subcommands: option groups declared once (model, cache, data
+fields, config fields), registry-backed names, plugin options, data files with precise errors."""
 
 from __future__ import annotations
 
@@ -110,3 +111,91 @@ def field_options(f):
 def fields_of(kw: dict) -> dict[str, str]:
     """Our column names -> the data's, from the values of :func:`field_options`."""
     return {"prompt": kw.get("prompt_field") or "prompt", "answer": kw.get("answer_field") or "answer"}
+
+
+def field_option(*flags: str, field: str | None = None, model=None, **overrides):
+    """A click option whose default, range (or choices) and help are those of a config field
+    (``TrainConfig`` unless ``model`` is given): each is declared once, on the field."""
+    import types
+    import typing
+
+    if model is None:
+        from pte_rl.config import TrainConfig as model
+    name = field or flags[0].split("/")[0].lstrip("-").replace("-", "_")
+    info = model.model_fields[name]
+    kind = info.annotation
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: an unset default
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    bounds = {attr: getattr(m, attr) for m in info.metadata for attr in ("gt", "ge", "lt", "le")
+              if getattr(m, attr, None) is not None}
+    options: dict[str, Any] = {"default": info.default, "show_default": info.default is not None,
+                               "help": info.description}
+    if typing.get_origin(kind) is typing.Literal:
+        options["type"] = click.Choice(list(typing.get_args(kind)))
+    elif kind is bool:
+        options["show_default"] = "/" in flags[0]  # a lone on-flag's default is obviously off
+        options["is_flag"] = "/" not in flags[0] or None
+        options = {k: v for k, v in options.items() if v is not None}
+    elif kind is int:
+        low = bounds["gt"] + 1 if "gt" in bounds else bounds.get("ge")
+        high = bounds["lt"] - 1 if "lt" in bounds else bounds.get("le")
+        options["type"] = click.IntRange(low, high) if (low, high) != (None, None) else int
+    elif kind is float:
+        options["type"] = click.FloatRange(bounds.get("gt", bounds.get("ge")), bounds.get("lt", bounds.get("le")),
+                                           min_open="gt" in bounds, max_open="lt" in bounds)
+    options.update(overrides)
+    return click.option(*flags, name, **options)
+
+
+def model_options(f):
+    """--backend/--model/--device/--dtype and the plugin-option escape hatch."""
+    for decorator in reversed([
+        click.option("--backend", type=PluginName("backend"), default="hf", show_default=True,
+                     help="Model backend (registry name)."),
+        click.option("--model", default=None,
+                     help="Built-in name (smollm2-135m-instruct), local folder, .gguf file or cached hub id."),
+        click.option("--device", default=None, help="auto, cpu, cuda, cuda:N [default: auto]"),
+        click.option("--dtype", default=None, help="auto, float32, bfloat16, float16 [default: auto]"),
+        click.option("-o", "--plugin-opt", "plugin_opts", multiple=True, metavar="KIND.FIELD=VALUE",
+                     help="Extra option for a plugin, e.g. -o eviction.sink_tokens=8."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def cache_options(f, with_window: bool = True):
+    window = [click.option("--cache-window", type=int, default=None,
+                           help="Cache budget per row in tokens, prompt included [policy default: 256].")]
+    for decorator in reversed([
+        click.option("--eviction", type=PluginName("eviction"), default="lru-prompt-keep", show_default=True,
+                     help="Eviction policy (registry name)."),
+        *(window if with_window else []),
+        click.option("--evict-ratio", type=float, default=None,
+                     help="Fraction of generated tokens evicted at once when full [default: 0.25]."),
+        click.option("--sink-tokens", type=int, default=None, help="streaming-llm: sink tokens [default: 4]."),
+        click.option("--encoder", type=PluginName("encoder"), default=None,
+                     help="Thought encoder (registry name) [default: progressive, or the adapter's]."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def validate_common(backend, model, device, dtype, plugin_opts, eviction=None, cache_window=None,
+                    evict_ratio=None, sink_tokens=None, encoder=None, dynamic_window=None):
+    from .build import Choice
+
+    extra = parse_plugin_opts(plugin_opts)
+    choices = {}
+    entry, cfg = plugin_config("backend", backend, {"model": model, "device": device, "dtype": dtype},
+                               extra["backend"])
+    choices["backend"] = Choice("backend", backend, cfg)
+    if eviction is not None:
+        flags = {"cache_window": cache_window, "evict_ratio": evict_ratio, "sink_tokens": sink_tokens,
+                 "dynamic_window": dynamic_window}
+        _, cfg = plugin_config("eviction", eviction, flags, extra["eviction"])
+        choices["eviction"] = Choice("eviction", eviction, cfg)
+    name = encoder or "progressive"
+    _, cfg = plugin_config("encoder", name, {}, extra["encoder"])
+    choices["encoder"] = Choice("encoder", name, cfg)
+    choices["extra"] = extra
+    return choices

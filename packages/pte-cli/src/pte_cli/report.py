@@ -130,3 +130,18 @@ def run_report(results, labels, output, plot_path, curves=()):
     if plot_path:
         plot(runs, plot_path)
         click.echo(f"plot: {plot_path}", err=True)
+
+
+@click.command()
+@click.argument("results", nargs=-1)
+@click.option("--label", "labels", multiple=True, help="Name of each run, in order (e.g. Baseline LoRA PTE).")
+@click.option("--output", default=None, help="Write the Markdown table here too.")
+@click.option("--plot", "plot_path", default=None,
+              help="Write a PNG: accuracy vs cache window with 95% intervals (or the --curves). Needs matplotlib.")
+@click.option("--curves", multiple=True, metavar="RUN",
+              help="A `pte train` output folder (or metrics.jsonl): plot reward, held-out accuracy, KL and "
+                   "length per step; repeatable.")
+def report(results, labels, output, plot_path, curves):
+    """Put `pte eval` results side by side (Markdown tables, accuracy-vs-window plot), or draw
+    training curves of `pte train` runs (--curves)."""
+    run_report(results, labels, output, plot_path, curves)

@@ -1,15 +1,14 @@
-"""``pte score``: rewards over a JSONL file."""
+"""``pte score``: rewards over a data file; and the reward builders `pte train` and `pte eval` share."""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 
 import click
 
-from .options import plugin_config, read_data
+from pte_rl.files import jsonl_line, write_text_atomic
+
+from .options import PluginName, parse_plugin_opts, plugin_config, read_data
 
 
 def reward_configs(rewards, extra):
@@ -57,6 +56,24 @@ def build_reward(rewards, extra):
                         for name, entry, config, weight in reward_configs(rewards, extra)])
 
 
+def rewards_of(choices):
+    """The combined reward of a run config's ``rewards`` (name, validated options, weight)."""
+    from pte_rl.rewards import WeightedSum
+    from pte_rl.rewards.function import FunctionReward, is_function_spec
+
+    from .registry import get_registry
+
+    parts = []
+    for c in choices:
+        if is_function_spec(c.name):
+            parts.append((c.name, FunctionReward(c.name), c.weight))
+            continue
+        entry = get_registry().get("reward", c.name)
+        config = entry.validate(c.options)
+        parts.append((c.name, entry.factory(config) if config is not None else entry.factory(), c.weight))
+    return WeightedSum(parts)
+
+
 def run_score(rewards, input_path, output, skip_bad_rows, extra, fields=None):
     rows, _ = read_data(input_path, ("completion", "answer"), skip_bad=skip_bad_rows, fields=fields)
     from pte_rl.rewards.function import RewardFunctionError
@@ -79,18 +96,30 @@ def run_score(rewards, input_path, output, skip_bad_rows, extra, fields=None):
             row["reward_reason"] = "; ".join(reasons)
         if len(parts) > 1:
             row["rewards"] = {name: res[i].value for name, res in parts.items()}
-        lines.append(json.dumps(row, ensure_ascii=False))
+        lines.append(jsonl_line(row))
     for _, r, _ in reward.parts:
         getattr(r, "close", lambda: None)()
-    text = "".join(line + "\n" for line in lines)
+    text = "".join(lines)
     if output is None:
         sys.stdout.write(text)
         return
-    # atomic: a crash never leaves a half-written output
-    folder = os.path.dirname(os.path.abspath(output))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pte-score-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, output)
+    write_text_atomic(output, text)  # a crash never leaves a half-written output
     mean = sum(totals) / len(totals) if totals else 0.0
     click.echo(f"scored {len(rows)} rows, mean reward {mean:.4f} -> {output}", err=True)
+
+
+@click.command()
+@click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
+              help="Reward NAME[:WEIGHT], or a function FILE.py:FN[:WEIGHT] / MODULE:FN[:WEIGHT] (repeatable) [default: math].")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), required=True,
+              help="JSONL rows with 'completion' and 'answer' (other fields are kept).")
+@click.option("--completion-field", default="completion", show_default=True, help="Column holding the completion.")
+@click.option("--answer-field", default="answer", show_default=True, help="Column holding the reference answer.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.option("--skip-bad-rows", is_flag=True, help="Report and skip malformed rows instead of stopping.")
+@click.option("-o", "--plugin-opt", "plugin_opts", multiple=True, metavar="reward.FIELD=VALUE",
+              help="Extra reward option, e.g. -o reward.timeout=2.")
+def score(rewards, input_path, completion_field, answer_field, output, skip_bad_rows, plugin_opts):
+    """Score completions with reward plugins; writes JSONL with 'reward' (and 'reward_reason')."""
+    run_score(rewards or (("math", 1.0),), input_path, output, skip_bad_rows, parse_plugin_opts(plugin_opts),
+              {"completion": completion_field, "answer": answer_field})

@@ -1,4 +1,10 @@
-"""``pte train``: cache-aware GRPO from registry names, on one process or under torchrun."""
+"""``pte train``: cache-aware GRPO from registry names, on one process or under torchrun.
+
+The options are turned into one validated :class:`pte_rl.config.RunConfig` (``build_run``);
+``--dry-run`` prints it, ``config.json`` and every checkpoint record it, and :func:`run_train`
+builds the model, cache policy, rewards and data from it alone. Training options take their
+default, range and help from the config's fields (``field_option``).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,24 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import click
 
-from pte_rl.config import default  # every default of a training option is declared there, once
+from pte_rl.config import DataConfig, PluginChoice, RewardChoice, RunConfig
 
-from .main import cache_options, cli, model_options, validate_common
-from .options import PluginName, field_options
-from .runconfig import load_config_option
+from .build import Choice, choice_of, load_model, require_fits, template_sha256
+from .options import PluginName, cache_options, field_option, field_options, model_options, validate_common
+from .runconfig import load_config_option, run_args
+from .scoring import reward_configs, rewards_of
 
 DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
 DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them in the training set"
+DEFAULT_REWARDS = (("math", 1.0),)
 
 
-@cli.command()
+@click.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, is_eager=True,
               callback=load_config_option,
               help="YAML or JSON file of options by flag name (a run's config.json too); flags given "
@@ -39,74 +49,51 @@ DEFAULT_EVAL = "64 built-in arithmetic problems from another seed, none of them 
 @field_options
 @click.option("--skip-bad-rows", is_flag=True, help="Report and skip malformed data rows instead of stopping.")
 @click.option("--eval-data", "eval_path", type=click.Path(dir_okay=False), default=None,
-              help="JSONL held-out set: greedy accuracy before, during (--eval-every) and after training "
+              help="Held-out data: greedy accuracy before, during (--eval-every) and after training "
                    f"[default with built-in data: {DEFAULT_EVAL}; otherwise none].")
-@click.option("--eval-every", type=click.IntRange(0), default=default("eval_every"), show_default=True,
-              help="Held-out eval every N steps (0: only before and after training).")
-@click.option("--output-dir", default=default("output_dir"), show_default=True, help="Checkpoints, metrics, TensorBoard.")
-@click.option("--max-steps", type=click.IntRange(1), default=default("max_steps"), show_default=True)
-@click.option("--prompts-per-step", type=click.IntRange(1), default=default("prompts_per_step"), show_default=True,
-              help="Prompts per optimizer step on each rank.")
-@click.option("--group-size", "--num-generations", "group_size", type=click.IntRange(2), default=default("group_size"),
-              show_default=True, help="Completions per prompt.")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=default("max_new_tokens"), show_default=True)
-@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=default("temperature"), show_default=True)
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=default("top_p"), show_default=True)
-@click.option("--learning-rate", "--lr", "learning_rate", type=click.FloatRange(0, min_open=True),
-              default=default("learning_rate"), show_default=True)
-@click.option("--lr-scheduler", type=click.Choice(["constant", "linear", "cosine"]), default=default("lr_scheduler"),
-              show_default=True)
-@click.option("--warmup-steps", type=click.IntRange(0), default=default("warmup_steps"), show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(0), default=default("weight_decay"), show_default=True)
-@click.option("--max-grad-norm", type=click.FloatRange(0, min_open=True), default=default("max_grad_norm"), show_default=True)
-@click.option("--beta", type=click.FloatRange(0), default=default("beta"), show_default=True,
-              help="KL weight to the full-cache base model (0 skips the reference pass).")
-@click.option("--epsilon", type=click.FloatRange(0, min_open=True), default=default("epsilon"), show_default=True)
-@click.option("--epsilon-high", type=click.FloatRange(0, min_open=True), default=None,
-              help="Upper clip (DAPO uses 0.28) [default: epsilon].")
-@click.option("--num-iterations", type=click.IntRange(1), default=default("num_iterations"), show_default=True,
-              help="Optimizer steps per batch of rollouts (ratio clipping matters when > 1).")
-@click.option("--loss-type", type=click.Choice(["grpo", "dr_grpo", "dapo"]), default=default("loss_type"), show_default=True)
-@click.option("--scale-rewards/--no-scale-rewards", default=default("scale_rewards"), show_default=True,
-              help="Divide advantages by the group std (off: Dr. GRPO).")
-@click.option("--mask-truncated", is_flag=True, help="Completions cut at --max-new-tokens get no loss.")
-@click.option("--rollout-sub-batch-size", type=click.IntRange(1), default=default("rollout_sub_batch_size"), show_default=True,
-              help="Rows per rollout pass (decode streams the weights once per step, so wider is nearly free).")
-@click.option("--reference-sub-batch-size", type=click.IntRange(1), default=default("reference_sub_batch_size"), show_default=True,
-              help="Rows per full-cache reference pass (its cache grows with length).")
-@click.option("--replay-sub-batch-size", type=click.IntRange(1), default=default("replay_sub_batch_size"), show_default=True,
-              help="Rows per replay pass with gradients (bounds backward memory).")
-@click.option("--replay-chunk", type=click.IntRange(1), default=default("replay_chunk"), show_default=True,
-              help="Max tokens per replay chunk (bounds backward memory).")
-@click.option("--replay-graph", type=click.Choice(["window", "chunk", "exact"]), default=default("replay_graph"), show_default=True,
-              help="How far a chunk's loss reaches back: window = the prompt and every cached token (memory "
-                   "bounded by the window); chunk = the chunk alone (cheapest, biased); exact = everything "
-                   "(memory grows with length; for checks).")
+@field_option("--eval-every")
+@field_option("--output-dir")
+@field_option("--max-steps")
+@field_option("--prompts-per-step")
+@field_option("--group-size", "--num-generations")
+@field_option("--max-new-tokens")
+@field_option("--temperature")
+@field_option("--top-p")
+@field_option("--learning-rate", "--lr", field="learning_rate")
+@field_option("--lr-scheduler")
+@field_option("--warmup-steps")
+@field_option("--weight-decay")
+@field_option("--max-grad-norm")
+@field_option("--beta")
+@field_option("--epsilon")
+@field_option("--epsilon-high")
+@field_option("--num-iterations")
+@field_option("--loss-type")
+@field_option("--scale-rewards/--no-scale-rewards")
+@field_option("--mask-truncated")
+@field_option("--rollout-sub-batch-size")
+@field_option("--reference-sub-batch-size")
+@field_option("--replay-sub-batch-size")
+@field_option("--replay-chunk")
+@field_option("--replay-graph")
 @click.option("--lora-alpha", type=click.FloatRange(0, min_open=True), default=None,
               help="LoRA alpha (scale alpha/r) [default: r].")
 @click.option("--target-modules", default=None,
               help='Comma-separated module names or "all-linear" [default: q_proj,k_proj,v_proj,o_proj].')
 @click.option("--amp-dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
-              help="Base model dtype (adapters stay fp32) [default: bf16 on CUDA, fp32 on CPU].")
-@click.option("--compile", "compile", is_flag=True,
-              help="torch.compile the decoder blocks the bounded cache does not touch (MLP, norms). "
-                   "Pays off on CUDA; measured slower on a 2-core CPU.")
-@click.option("--save-every", type=click.IntRange(0), default=default("save_every"), show_default=True,
-              help="Checkpoint every N steps (0: only at the end).")
-@click.option("--save-total-limit", type=click.IntRange(1), default=None,
-              help="Keep only the newest K checkpoints [default: all].")
-@click.option("--log-completions", type=click.IntRange(0), default=default("log_completions"), show_default=True,
-              help="Write N sampled completions per step (text, reward parts, length, evictions) to "
-                   "OUTPUT_DIR/completions.jsonl and TensorBoard.")
-@click.option("--resume", is_flag=True, help="Continue from the latest complete checkpoint in --output-dir.")
-@click.option("--seed", type=int, default=default("seed"), show_default=True)
-@click.option("--profile-steps", type=click.IntRange(0), default=default("profile_steps"), show_default=True,
-              help="Write a torch profiler trace of the first N steps to OUTPUT_DIR/profile.")
+              help="Same as --dtype: the frozen base model's dtype (adapters stay fp32).")
+@field_option("--compile")
+@field_option("--save-every")
+@field_option("--save-total-limit")
+@field_option("--log-completions")
+@field_option("--resume")
+@field_option("--seed")
+@field_option("--profile-steps")
 @click.option("--no-tensorboard", is_flag=True, help="Only write metrics.jsonl.")
-@click.option("--system", default=None, help="System message for the chat template.")
+@click.option("--system", default=None, help=RunConfig.model_fields["system"].description)
 @click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
               help="Launch this many processes with torchrun (gloo on CPU, nccl on CUDA).")
-@click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved config, load nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved run config, load nothing.")
 def train(**kw):
     """Train the adapter with cache-aware GRPO (the main job).
 
@@ -114,8 +101,18 @@ def train(**kw):
     progressive thought encoder, math reward, 10 steps of 4 prompts x 8 completions; reports
     greedy accuracy on 64 held-out problems before and after.
     """
-    from .scoring import reward_configs
-    from .training import run_train
+    run = build_run(kw)  # every user mistake is reported here, once, before torchrun starts
+    if kw["nproc_per_node"] > 1 and "RANK" not in os.environ and not kw["dry_run"]:
+        _launch_torchrun(kw["nproc_per_node"])  # (each rank would report it again, with torchrun's traceback)
+        return
+    run_train(run, args=run_args(kw), dry_run=kw["dry_run"])
+
+
+def build_run(kw: dict) -> RunConfig:
+    """The validated run config of ``pte train``'s options (a usage error names the bad one)."""
+    from pydantic import ValidationError
+
+    from pte_rl.config import TrainConfig
 
     if kw["amp_dtype"] is not None:
         if kw["dtype"] is not None and kw["dtype"] != kw["amp_dtype"]:
@@ -127,19 +124,161 @@ def train(**kw):
     choices = validate_common(kw["backend"], kw["model"], kw["device"], kw["dtype"], kw["plugin_opts"],
                               kw["eviction"], kw["cache_window"], kw["evict_ratio"], kw["sink_tokens"],
                               kw["encoder"], dynamic)
-    reward_configs(kw["rewards"] or (("math", 1.0),), choices["extra"])
-    # every user mistake is reported here, once, before torchrun starts processes that would each
-    # report it (and torchrun would add its own traceback)
-    if kw["nproc_per_node"] > 1 and "RANK" not in os.environ and not kw["dry_run"]:
-        _launch_torchrun(kw["nproc_per_node"])
+    rewards = [RewardChoice(name=name, weight=weight, options=config.model_dump() if config is not None else {})
+               for name, _, config, weight in reward_configs(kw["rewards"] or DEFAULT_REWARDS, choices["extra"])]
+    fields = {k: kw[k] for k in TrainConfig.model_fields if k in kw}
+    fields["tensorboard"] = not kw["no_tensorboard"]
+    try:
+        config = TrainConfig(**fields)
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise click.UsageError(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}") from None
+    return RunConfig(
+        **{kind: PluginChoice(name=choices[kind].name, options=choices[kind].options())
+           for kind in ("backend", "eviction", "encoder")},
+        lora=_lora_config(kw, choices["encoder"]), rewards=rewards,
+        data=DataConfig(train=kw["data_path"], eval=kw["eval_path"], prompt_field=kw["prompt_field"],
+                        answer_field=kw["answer_field"], skip_bad_rows=kw["skip_bad_rows"]),
+        system=kw["system"], train=config,
+    )
+
+
+def _lora_config(kw, encoder_choice):
+    from pte_lora import LoRAConfig
+
+    options = {}
+    if kw["lora_alpha"] is not None:
+        options["lora_alpha"] = kw["lora_alpha"]
+    if kw["target_modules"]:
+        t = kw["target_modules"].strip()
+        options["target_modules"] = t if t == "all-linear" else [x.strip() for x in t.split(",") if x.strip()]
+    rank = getattr(encoder_choice.config, "rank", 32)
+    options.setdefault("lora_alpha", float(rank))
+    return LoRAConfig(r=rank, global_tokens=getattr(encoder_choice.config, "global_tokens", rank), **options)
+
+
+def load_data(data: DataConfig):
+    """``(training problems, held-out problems)`` as the data config says."""
+    from pte_rl.data import DataError, Problem, load_problems
+
+    from .datasets import arithmetic, heldout_arithmetic
+
+    fields = {"prompt": data.prompt_field, "answer": data.answer_field}
+
+    def load(path):
+        try:
+            return load_problems(path, data.skip_bad_rows, fields)[0]
+        except DataError as err:
+            raise click.UsageError(str(err)) from None
+
+    def builtin(rows):
+        return [Problem(r["prompt"], r["answer"], {k: r[k] for k in ("id", "source")}) for r in rows]
+
+    problems = builtin(arithmetic(256, 0)) if data.train is None else load(data.train)
+    if data.eval is not None:
+        held_out = load(data.eval)
+    elif data.train is None:
+        held_out = builtin(heldout_arithmetic(64, {p.prompt for p in problems}))
+    else:
+        held_out = []
+    return problems, held_out
+
+
+def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -> None:
+    """Train as ``run`` says (``args``: the command-line form of the run, kept in config.json so
+    ``pte train --config config.json`` repeats it)."""
+    problems, eval_problems = load_data(run.data)
+    record = {**run.model_dump(mode="json"), "num_problems": len(problems),
+              "num_eval_problems": len(eval_problems), **({"args": args} if args is not None else {})}
+    if dry_run:
+        click.echo(json.dumps(record, indent=2))
         return
-    run_train(choices, kw)
+
+    import torch
+
+    from pte_lora import AdapterManifest
+    from pte_rl import chat_prompt, eos_ids
+    from pte_rl.backends import pick_device
+    from pte_rl.checkpoint import CheckpointError
+    from pte_rl.files import write_json_atomic
+    from pte_rl.memory import limit_heap_fragmentation
+    from pte_rl.rewards.function import RewardFunctionError
+    from pte_rl.trainer import Trainer, init_distributed
+
+    backend, eviction, encoder = (choice_of(kind, getattr(run, kind)) for kind in ("backend", "eviction", "encoder"))
+    reward = rewards_of(run.rewards)
+    device = pick_device(backend.config.device)
+    if device.type == "cuda" and torch.cuda.device_count() > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        backend.config = backend.config.model_copy(update={"device": str(device)})
+    if device.type == "cpu":
+        limit_heap_fragmentation()
+    dist_info = init_distributed(device)
+    torch.manual_seed(run.train.seed)
+    t0 = time.time()
+    pte, tokenizer = load_model(backend, encoder, lora=run.lora)
+    policy = eviction.build()
+    encoded = {}  # every prompt is tokenised once, and checked against the budget before training
+    for rows, path, builtin in ((problems, run.data.train, "built-in data"),
+                                (eval_problems, run.data.eval, "built-in held-out data")):
+        for p in rows:
+            if p.prompt not in encoded:
+                encoded[p.prompt] = chat_prompt(tokenizer, p.messages or p.prompt, run.system)
+            require_fits(policy, encoded[p.prompt], f"{path}:{p.line}" if p.line is not None else builtin)
+    manifest = AdapterManifest(
+        pte_version=_version(), base_model=backend.config.model, lora=run.lora, encoder=encoder.name,
+        encoder_options=encoder.options(), eviction=eviction.name, eviction_options=eviction.options(),
+        system=run.system, chat_template_sha256=template_sha256(tokenizer),
+    )
+    out = Path(run.train.output_dir)
+    if dist_info.main:
+        write_json_atomic(out / "config.json", record)
+    trainer = Trainer(pte, tokenizer, eviction.build, reward, problems, run, manifest,
+                      eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info, eval_problems=eval_problems)
+    try:
+        result = trainer.train()
+    except (CheckpointError, RewardFunctionError) as err:  # the user's folder or function: the message
+        raise click.ClickException(str(err)) from None
+    finally:
+        for _, r, _ in reward.parts:
+            getattr(r, "close", lambda: None)()
+    if dist_info.main:
+        click.echo(_summary_line(result, run.train.max_steps, time.time() - t0, out))
+    if dist_info.world > 1:
+        import gc
+
+        import torch.distributed as dist
+
+        # Tear gloo down while the interpreter is fully alive: gloo threads still holding work
+        # objects at finalisation can abort the process (SIGABRT) after a successful run.
+        dist.barrier()
+        dist.destroy_process_group()
+        gc.collect()
+
+
+def _summary_line(result: dict, max_steps: int, seconds: float, out: Path) -> str:
+    h = result["history"]
+    k = max(1, min(5, len(h) // 2)) if h else 1
+    first = sum(m["reward"] for m in h[:k]) / k if h else float("nan")
+    last = sum(m["reward"] for m in h[-k:]) / k if h else float("nan")
+    return (f"pte train: steps {result['start_step']}->{max_steps} in {seconds:.0f}s; "
+            f"mean reward first {k} steps {first:.3f} -> last {k} steps {last:.3f}; "
+            + _heldout_line(result.get("eval_before"), result.get("eval_after"))
+            + f"checkpoint {result['checkpoint']}; metrics {out / 'metrics.jsonl'}")
+
+
+def _heldout_line(before, after) -> str:
+    """``held-out accuracy 0.24 -> 0.41 (n=64, 95% CI ...)``, or nothing when there was no eval."""
+    if not after:
+        return ""
+    ci = f"[{after['eval/accuracy_ci_low']:.2f}, {after['eval/accuracy_ci_high']:.2f}]"
+    start = f"{before['eval/accuracy']:.3f} -> " if before and "eval/accuracy" in before else ""
+    return f"held-out accuracy {start}{after['eval/accuracy']:.3f} (greedy, n={after['eval/n']}, 95% CI {ci}); "
 
 
 def _launch_torchrun(nproc: int) -> None:
-    args = sys.argv[1:]
     cleaned, skip = [], False
-    for a in args:
+    for a in sys.argv[1:]:
         if skip:
             skip = False
             continue
@@ -155,4 +294,10 @@ def _launch_torchrun(nproc: int) -> None:
     sys.exit(subprocess.call(cmd))
 
 
-__all__ = ["train", "json"]
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+__all__ = ["train", "build_run", "run_train", "load_data", "Choice"]

@@ -14,17 +14,17 @@ never run), and it continues only the run it was written by: the fields in ``RES
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from pte_lora import AdapterManifest, load_adapter, save_adapter
+
+from .files import atomic_folder
 
 _STEP = re.compile(r"^step-(\d+)$")
 STATE_FILE = "trainer_state.pt"
@@ -57,11 +57,8 @@ def checkpoint_dir(output_dir: str | Path) -> Path:
 
 def save_checkpoint(output_dir, step: int, pte, manifest: AdapterManifest, optimizer, scheduler,
                     config: dict, identity: dict | None = None) -> Path:
-    root = checkpoint_dir(output_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step:06d}-", dir=root))
-    try:
+    final = checkpoint_dir(output_dir) / f"step-{step:06d}"
+    with atomic_folder(final, replace=True) as tmp:
         save_adapter(tmp / "adapter", pte.lora, manifest, pte.encoder)
         state = {
             "step": step,
@@ -72,12 +69,6 @@ def save_checkpoint(output_dir, step: int, pte, manifest: AdapterManifest, optim
             "identity": identity or {},
         }
         torch.save(state, tmp / STATE_FILE)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

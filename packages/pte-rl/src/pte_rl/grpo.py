@@ -9,6 +9,7 @@ be backpropagated chunk by chunk during replay:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -62,3 +63,47 @@ def per_token_loss(new_lp, old_lp, ref_lp, advantages, beta: float, epsilon: flo
         stats["clip_low"] = ((ratio < 1 - epsilon) & (adv < 0)).float()
         stats["clip_high"] = ((ratio > 1 + eps_hi) & (adv > 0)).float()
     return loss, stats
+
+
+@dataclass
+class Trajectory:
+    """One step's rollouts on this rank and everything the loss needs about them.
+
+    Rows are completions (``N`` = prompts x group size); log-prob tensors are ``[N, width]`` with
+    ``width`` the longest completion. ``old_lp`` (pi_old) is the first replay's own log-probs,
+    detached, as in TRL: the ratio starts at exactly 1 even where the sampler's numerics differ
+    from replay's (bf16 kernels, other batch shapes); ``sampled_lp - old_lp`` is reported as
+    ``logprob_mismatch``.
+    """
+
+    completions: list
+    rewards: torch.Tensor  # [N]
+    advantages: torch.Tensor  # [N]
+    zero_std: torch.Tensor  # [N / group] groups without reward spread
+    lengths: torch.Tensor  # [N]
+    truncated: torch.Tensor  # [N] hit max_new_tokens
+    weights: torch.Tensor  # [N] loss weight of each of a row's tokens (0: row masked)
+    sampled_lp: torch.Tensor  # [N, width]
+    old_lp: torch.Tensor  # [N, width], filled by the first replay
+    ref_lp: torch.Tensor | None = None  # [N, width] full-cache base model (None: beta = 0)
+    stats: dict = field(default_factory=lambda: dict.fromkeys(
+        ("loss", "kl", "clip_low", "clip_high", "entropy", "tokens"), 0.0))
+
+    def chunk_loss(self, rows: torch.Tensor, config, first: bool, lp, mask, cols) -> torch.Tensor:
+        """Weighted loss of replayed log-probs ``lp`` ([len(rows), len(cols)], with grad) of
+        ``rows`` at token columns ``cols``; accumulates the metric sums in ``stats``."""
+        if first:
+            self.old_lp[rows, cols] = lp.detach()
+        old = self.old_lp[rows][:, cols]
+        ref = self.ref_lp[rows][:, cols] if self.ref_lp is not None else None
+        loss_tok, st = per_token_loss(lp, old, ref, self.advantages[rows], config.beta, config.epsilon,
+                                      config.epsilon_high)
+        loss = (loss_tok * self.weights[rows][:, None] * mask).sum()
+        m = mask.float()
+        self.stats["loss"] += float(loss.detach())
+        self.stats["tokens"] += float(m.sum())
+        self.stats["clip_low"] += float((st["clip_low"] * m).sum())
+        self.stats["clip_high"] += float((st["clip_high"] * m).sum())
+        if "kl" in st:
+            self.stats["kl"] += float((st["kl"] * m).sum())
+        return loss

@@ -9,11 +9,50 @@ from pathlib import Path
 
 import torch
 
+from .files import jsonl_line, jsonl_text, write_text_atomic
+
 
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skipped: bool, grad_norm: float,
+                 learning_rate: float, device: torch.device) -> dict:
+    """The logged metrics of one step (names follow TRL's GRPOTrainer where they mean the same)."""
+    st, comps, lengths = batch.stats, batch.completions, batch.lengths
+    rewards = batch.rewards
+    n_tok = max(st["tokens"], 1.0)
+    first_part = next(iter(parts.values()))
+    return {
+        "reward": float(rewards.mean()),
+        "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+        **{f"reward/{name}/mean": sum(r.value for r in res) / len(res) for name, res in parts.items()},
+        "accuracy": float(sum(r.value >= 1.0 for r in first_part) / len(comps)),
+        "frac_reward_zero_std": float(batch.zero_std.float().mean()),
+        "skipped_step": float(skipped),
+        "kl": st["kl"] / n_tok,
+        "entropy": st["entropy"] / n_tok,
+        "loss": st["loss"] / num_iterations,
+        "grad_norm": grad_norm,
+        "learning_rate": learning_rate,
+        "completions/mean_length": float(lengths.float().mean()),
+        "completions/max_length": int(lengths.max()),
+        "completions/clipped_ratio": float(batch.truncated.float().mean()),
+        "clip_ratio/low_mean": st["clip_low"] / n_tok,
+        "clip_ratio/high_mean": st["clip_high"] / n_tok,
+        "logprob_mismatch": float((batch.old_lp - batch.sampled_lp).abs().sum()) / max(int(lengths.sum()), 1),
+        "evictions_per_completion": sum(x.num_evictions for x in comps) / len(comps),
+        "max_cache_tokens": max(x.max_cache_tokens for x in comps),
+        "tokens_per_second": float(lengths.sum()) / max(times["rollout"], 1e-9),
+        "time/rollout": times["rollout"],
+        "time/reference": times["reference"],
+        "time/train": times["train"],
+        "step_time": times["step"],
+        "peak_memory_mb": peak_memory_mb(device),
+        "reward_failures": sum(1 for res in parts.values() for r in res if r.reason),
+    }
 
 
 class MetricsLogger:
@@ -38,7 +77,7 @@ class MetricsLogger:
         if not self.enabled:
             return
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": step, **metrics}) + "\n")
+            handle.write(jsonl_line({"step": step, **metrics}))
         if self.writer is not None:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)):
@@ -50,8 +89,7 @@ class MetricsLogger:
         if not self.enabled or not rows:
             return
         with open(self.completions_path, "a", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps({"step": step, **row}, ensure_ascii=False) + "\n")
+            handle.write(jsonl_text({"step": step, **row} for row in rows))
         if self.writer is not None:
             text = "\n\n".join(f"**{r['prompt_id']}** reward {r['reward']:.3g}, {r['length']} tokens, "
                                 f"{r['evictions']} evictions\n\n    {r['completion']}" for r in rows)
@@ -78,7 +116,7 @@ class MetricsLogger:
             if path.exists():
                 keep = [line for line in path.read_text(encoding="utf-8").splitlines()
                         if line.strip() and json.loads(line).get("step", 0) <= step]
-                path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+                write_text_atomic(path, "".join(line + "\n" for line in keep))
 
     def close(self) -> None:
         if self.writer is not None:

@@ -18,17 +18,18 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from .checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, run_identity, save_checkpoint
-from .config import TrainConfig
+from .config import RunConfig, TrainConfig
 from .data import Problem
 from .evaluation import evaluate_counts, summarize_counts
-from .grpo import group_advantages, per_token_loss, token_weights
-from .metrics import MetricsLogger, peak_memory_mb
+from .grpo import Trajectory, group_advantages, token_weights
+from .metrics import MetricsLogger, step_metrics
 from .replay import replay_logprobs
 from .rollout import Completion, SamplingConfig, sample
 
@@ -60,7 +61,7 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 class Trainer:
     def __init__(self, pte, tokenizer, policy_factory: Callable[[], object], reward, problems: list[Problem],
-                 config: TrainConfig, manifest, eos: list[int], prompt_ids: Callable[[str], list[int]],
+                 config: TrainConfig | RunConfig, manifest, eos: list[int], prompt_ids: Callable[[str], list[int]],
                  dist_info: Dist | None = None, progress: bool = True,
                  eval_problems: list[Problem] | None = None):
         self.pte = pte
@@ -69,7 +70,9 @@ class Trainer:
         self.reward = reward
         self.problems = problems
         self.eval_problems = eval_problems or []
-        self.config = config
+        # the whole run's config when given (recorded in every checkpoint); training reads .train
+        self.run = config if isinstance(config, RunConfig) else None
+        self.config = config.train if isinstance(config, RunConfig) else config
         self.manifest = manifest
         self.eos = eos
         self.prompt_ids = prompt_ids
@@ -77,6 +80,7 @@ class Trainer:
         self.progress = progress
         self.device = pte.device
         self.params = pte.trainable_parameters()
+        config = self.config
         if config.compile:
             pte.compile()
         self._sync_initial_weights()
@@ -166,94 +170,64 @@ class Trainer:
         return [order[s : s + size] for s in range(0, len(order), size)]
 
     def step(self, step: int) -> dict:
+        """One GRPO step: rollout, rewards, advantages, reference, replay + update, metrics."""
         c = self.config
         t0 = time.perf_counter()
         problems = self.problems_for(step)
         completions = self.rollout(problems, step)
-        t_rollout = time.perf_counter() - t0
+        times = {"rollout": time.perf_counter() - t0}
 
         texts = [self.tokenizer.decode(x.token_ids, skip_special_tokens=True) for x in completions]
-        rows = [p for p in problems for _ in range(c.group_size)]
-        columns = {k: [r.extra.get(k) for r in rows] for k in sorted({k for r in rows for k in r.extra})}
-        parts = self.reward.score_parts(texts, [r.answer for r in rows], **columns)
-        rewards = torch.tensor(self.reward.total(parts), dtype=torch.float32)
+        parts = self.score(problems, texts)
+        batch = self.trajectory(completions, torch.tensor(self.reward.total(parts), dtype=torch.float32))
         if c.log_completions:
-            self.logger.log_completions(step + 1, self._sample_rows(problems, completions, texts, parts, rewards))
-        advantages, zero_std = group_advantages(rewards, c.group_size, c.scale_rewards)
-        truncated = torch.tensor([not x.finished for x in completions])
-        lengths = torch.tensor([len(x.token_ids) for x in completions])
-        active = torch.ones(len(completions), dtype=torch.bool)
-        if c.mask_truncated:
-            active &= ~truncated
+            self.logger.log_completions(step + 1, self._sample_rows(problems, completions, texts, parts, batch.rewards))
 
-        width = int(lengths.max())
-        sampled_lp = torch.zeros(len(completions), width, device=self.device)
-        for i, x in enumerate(completions):
-            sampled_lp[i, : len(x.logprobs)] = torch.tensor(x.logprobs)
-        # pi_old is the first replay (detached), as in TRL: the ratio starts at exactly 1 even when
-        # the sampler's numerics differ from replay's (bf16 kernels, other batch shapes); the
-        # difference is reported as `logprob_mismatch`
-        old_lp = torch.zeros_like(sampled_lp)
-        t_ref = time.perf_counter()
-        ref_lp = self.reference_logprobs(completions, width) if c.beta > 0 else None
-        t_ref = time.perf_counter() - t_ref
+        t = time.perf_counter()
+        batch.ref_lp = self.reference_logprobs(completions, batch.old_lp.shape[1]) if c.beta > 0 else None
+        times["reference"] = time.perf_counter() - t
 
-        local_tokens = int((lengths * active).sum())
-        total_tokens, total_rows = self._all_sum([local_tokens, len(completions)])
-        # weights use global counts, and gradients are summed over ranks: the result is exactly the
-        # gradient of the loss over every rank's completions
-        weights = token_weights(lengths, c.loss_type, c.max_new_tokens, int(total_rows), int(total_tokens))
-        weights = (weights * active).to(self.device)
-        adv = advantages.to(self.device)
-
-        stats = {"loss": 0.0, "kl": 0.0, "clip_low": 0.0, "clip_high": 0.0, "entropy": 0.0, "tokens": 0.0}
-        t1 = time.perf_counter()
+        t = time.perf_counter()
         # every group flat on every rank: no policy gradient, only the KL term would move the
         # adapter, so the step is skipped (counted in `skipped_step`) instead of spending a replay
-        flat = self._all_sum([float(bool(zero_std.all()))])[0] == self.dist.world
+        flat = self._all_sum([float(bool(batch.zero_std.all()))])[0] == self.dist.world
         grad_norm = torch.zeros(())
         for iteration in range(0 if flat else c.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
             for idx in self._buckets(completions, c.replay_sub_batch_size):
-                self._replay_backward([completions[i] for i in idx], idx, old_lp, ref_lp, adv, weights,
-                                      stats, first=iteration == 0)
+                self._replay_backward(batch, idx, first=iteration == 0)
             grad_norm = self._reduce_and_clip()
             self.optimizer.step()
         with warnings.catch_warnings():  # a skipped step has no optimizer.step(); the schedule still counts it
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
             self.scheduler.step()
-        t_train = time.perf_counter() - t1
-
-        n_tok = max(stats["tokens"], 1.0)
-        metrics = {
-            "reward": float(rewards.mean()),
-            "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
-            **{f"reward/{name}/mean": sum(r.value for r in res) / len(res) for name, res in parts.items()},
-            "accuracy": float(sum(r.value >= 1.0 for r in next(iter(parts.values()))) / len(completions)),
-            "frac_reward_zero_std": float(zero_std.float().mean()),
-            "skipped_step": float(flat),
-            "kl": stats["kl"] / n_tok,
-            "entropy": stats["entropy"] / n_tok,
-            "loss": stats["loss"] / c.num_iterations,
-            "grad_norm": float(grad_norm),
-            "learning_rate": self.scheduler.get_last_lr()[0],
-            "completions/mean_length": float(lengths.float().mean()),
-            "completions/max_length": int(lengths.max()),
-            "completions/clipped_ratio": float(truncated.float().mean()),
-            "clip_ratio/low_mean": stats["clip_low"] / n_tok,
-            "logprob_mismatch": float((old_lp - sampled_lp).abs().sum()) / max(int(lengths.sum()), 1),
-            "clip_ratio/high_mean": stats["clip_high"] / n_tok,
-            "evictions_per_completion": sum(x.num_evictions for x in completions) / len(completions),
-            "max_cache_tokens": max(x.max_cache_tokens for x in completions),
-            "tokens_per_second": float(lengths.sum()) / max(t_rollout, 1e-9),
-            "time/rollout": t_rollout,
-            "time/reference": t_ref,
-            "time/train": t_train,
-            "step_time": time.perf_counter() - t0,
-            "peak_memory_mb": peak_memory_mb(self.device),
-            "reward_failures": sum(1 for res in parts.values() for r in res if r.reason),
-        }
+        times["train"] = time.perf_counter() - t
+        times["step"] = time.perf_counter() - t0
+        metrics = step_metrics(batch, parts, c.num_iterations, times, skipped=flat, grad_norm=float(grad_norm),
+                               learning_rate=self.scheduler.get_last_lr()[0], device=self.device)
         return self._reduce_metrics(metrics)
+
+    def score(self, problems: list[Problem], texts: list[str]) -> dict:
+        """Every reward part of every completion (each problem's extra columns passed along)."""
+        rows = [p for p in problems for _ in range(self.config.group_size)]
+        columns = {k: [r.extra.get(k) for r in rows] for k in sorted({k for r in rows for k in r.extra})}
+        return self.reward.score_parts(texts, [r.answer for r in rows], **columns)
+
+    def trajectory(self, completions: list[Completion], rewards: torch.Tensor) -> Trajectory:
+        """Advantages and loss weights of a step's completions (weights use global counts, and
+        gradients are summed over ranks: exactly the gradient of the loss over every rank's data)."""
+        c = self.config
+        advantages, zero_std = group_advantages(rewards, c.group_size, c.scale_rewards)
+        truncated = torch.tensor([not x.finished for x in completions])
+        lengths = torch.tensor([len(x.token_ids) for x in completions])
+        active = ~truncated if c.mask_truncated else torch.ones(len(completions), dtype=torch.bool)
+        total_tokens, total_rows = self._all_sum([int((lengths * active).sum()), len(completions)])
+        weights = token_weights(lengths, c.loss_type, c.max_new_tokens, int(total_rows), int(total_tokens)) * active
+        sampled_lp = torch.zeros(len(completions), int(lengths.max()), device=self.device)
+        for i, x in enumerate(completions):
+            sampled_lp[i, : len(x.logprobs)] = torch.tensor(x.logprobs)
+        return Trajectory(completions, rewards, advantages.to(self.device), zero_std, lengths, truncated,
+                          weights.to(self.device), sampled_lp, torch.zeros_like(sampled_lp))
 
     def _sample_rows(self, problems, completions, texts, parts, rewards) -> list[dict]:
         """``log_completions`` of this step's completions, the first of each group first."""
@@ -272,32 +246,16 @@ class Trainer:
             })
         return rows
 
-    def _replay_backward(self, batch, idx, old_lp, ref_lp, adv, weights, stats, first):
+    def _replay_backward(self, batch: Trajectory, idx: list[int], first: bool) -> None:
+        """Replay rows ``idx`` with gradients; each chunk's loss is backpropagated as it comes."""
         c = self.config
-        idx_t = torch.tensor(idx, device=self.device)
-
-        def on_chunk(lp, mask, cols):
-            if first:
-                old_lp[idx_t, cols] = lp.detach()
-            old = old_lp[idx_t][:, cols]
-            ref = ref_lp[idx_t][:, cols] if ref_lp is not None else None
-            loss_tok, st = per_token_loss(lp, old, ref, adv[idx_t], c.beta, c.epsilon, c.epsilon_high)
-            w = weights[idx_t][:, None] * mask
-            loss = (loss_tok * w).sum()
-            m = mask.float()
-            stats["loss"] += float(loss.detach())
-            stats["tokens"] += float(m.sum())
-            stats["clip_low"] += float((st["clip_low"] * m).sum())
-            stats["clip_high"] += float((st["clip_high"] * m).sum())
-            if "kl" in st:
-                stats["kl"] += float((st["kl"] * m).sum())
-            return loss  # replay backpropagates it as replay_graph says
-
-        _, entropy = replay_logprobs(self.pte, batch, c.temperature, max_chunk=c.replay_chunk, on_chunk=on_chunk,
+        rows = torch.tensor(idx, device=self.device)
+        _, entropy = replay_logprobs(self.pte, [batch.completions[i] for i in idx], c.temperature,
+                                     max_chunk=c.replay_chunk, on_chunk=partial(batch.chunk_loss, rows, c, first),
                                      pad_id=self.tokenizer.pad_token_id or 0, with_entropy=first,
                                      graph=c.replay_graph)
         if entropy is not None:
-            stats["entropy"] += float(entropy.sum())
+            batch.stats["entropy"] += float(entropy.sum())
 
     def _reduce_and_clip(self) -> torch.Tensor:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
@@ -412,8 +370,9 @@ class Trainer:
         return out
 
     def save(self, step: int) -> Path:
+        recorded = self.run.model_dump(mode="json") if self.run is not None else {"train": self.config.model_dump()}
         return save_checkpoint(self.config.output_dir, step, self.pte, self.manifest, self.optimizer,
-                               self.scheduler, self.config.model_dump(), self.identity)
+                               self.scheduler, recorded, self.identity)
 
     def _profiler(self):
         if not self.config.profile_steps or not self.dist.main:
