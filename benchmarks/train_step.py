@@ -56,7 +56,8 @@ def case(spec: dict) -> dict:
         cfg = TrainConfig(output_dir="/tmp/pte-bench", max_steps=spec["steps"], prompts_per_step=spec["prompts"],
                           group_size=spec["group"], max_new_tokens=spec["tokens"], tensorboard=False,
                           rollout_sub_batch_size=spec["prompts"] * spec["group"],
-                          **{k: spec[k] for k in ("beta", "temperature", "learning_rate") if k in spec})
+                          **{k: spec[k] for k in ("beta", "temperature", "learning_rate", "replay_sub_batch_size", "replay_graph",
+                                               "reference_sub_batch_size", "replay_chunk") if k in spec})
         manifest = AdapterManifest(pte_version="bench", lora=LoRAConfig(), encoder="x")
         # every group gets reward spread, so every step runs its replay and optimizer step (a real
         # reward on forced-length answers is all 0: the trainer would skip those steps as flat)

@@ -152,7 +152,7 @@ def test_train_with_a_reward_function_from_a_file(tiny_model_dir, tmp_path):
     assert all(f"reward/{spec}/mean" in x and "reward/math/mean" in x for x in lines[1:])
     assert all(x["reward_failures"] >= 1 for x in lines[1:])  # counted, and the run went on
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert {"name": spec, "weight": 1.0} in config["rewards"]
+    assert {"name": spec, "options": {}, "weight": 1.0} in config["rewards"]
 
 
 def test_config_json_repeats_the_run_bit_for_bit(tiny_model_dir, tmp_path):

@@ -43,6 +43,43 @@ def test_real_model_bounded_cache_evicts_and_replays_exactly(smollm2):
         _detach(model, pte)
 
 
+def test_lean_forward_is_transformers_forward_bit_for_bit(smollm2):
+    """The lean Llama forward (pte_rl.lean) computes what transformers' forward does: identical
+    samples and log-probs under evictions, identical replay log-probs and adapter gradients."""
+    model, tok = smollm2
+    pte = PTEModel(model, ProgressiveEncoder())
+    try:
+        assert pte.lean is not None  # SmolLM2 is a Llama: the lean forward is in use by default
+        with torch.no_grad():
+            for p in pte.lora.parameters():
+                p.normal_(0, 0.02)  # a trained-looking adapter, so the LoRA path matters
+        ids = chat_prompt(tok, "Write a long story about a dragon and a knight.")
+        prompts = [ids, ids[:20] + ids[-5:]]
+        cfg = SamplingConfig(max_new_tokens=80, min_new_tokens=80, temperature=0.7)
+
+        def run(lean):
+            pte.lean = lean
+            out = sample(pte, prompts, LRUPromptKeep(PolicyConfig(cache_window=64)), cfg, eos_ids(model, tok),
+                         pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(0))
+            for p in pte.trainable_parameters():
+                p.grad = None
+            lp, _ = replay_logprobs(pte, out, temperature=0.7, pad_id=tok.pad_token_id, max_chunk=16,
+                                    on_chunk=lambda lp, mask, cols: (lp * mask).sum(), graph="window")
+            return out, lp, [p.grad.clone() for p in pte.lora.parameters()]
+
+        lean = pte.lean
+        fast, lp_fast, g_fast = run(lean)
+        slow, lp_slow, g_slow = run(None)
+        pte.lean = lean
+        assert all(c.num_evictions >= 3 for c in fast), [c.num_evictions for c in fast]
+        assert [c.token_ids for c in fast] == [c.token_ids for c in slow]
+        assert [c.logprobs for c in fast] == [c.logprobs for c in slow]
+        assert torch.equal(lp_fast, lp_slow)
+        assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(g_fast, g_slow))
+    finally:
+        _detach(model, pte)
+
+
 def test_real_model_thought_state_keeps_its_memory(smollm2):
     """After 10 eviction events every layer's state has effective rank >= 16 of 32, no single
     direction dominates, and an event's update still shows 3 events later (gradual decay, not

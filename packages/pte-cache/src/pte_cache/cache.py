@@ -82,6 +82,7 @@ class BoundedCache(Cache):
         self.fed = 0  # tokens fed after the prompt
         self.events: list[EvictionEvent] = []
         self._pending: tuple[torch.Tensor, torch.Tensor, int] | None = None
+        self._flat: tuple | None = None  # see _flat_slots
         self._prefilled = False
 
     # ----------------------------------------------------------------- framing a forward pass
@@ -127,6 +128,7 @@ class BoundedCache(Cache):
         position_ids = torch.where(real, position_ids, torch.zeros_like(position_ids))
         self.positions.scatter_(1, write, torch.where(real, position_ids, -1))
         self._pending = (write, real, kv_len)
+        self._flat = None
         return mask[:, None], position_ids
 
     def commit(self) -> None:
@@ -210,7 +212,9 @@ class BoundedCache(Cache):
             shape = (batch, heads, capacity, dim)
             self.keys[layer_idx] = key_states.new_zeros(shape)
             self.values[layer_idx] = value_states.new_zeros(shape)
-        rows = torch.arange(batch, device=write.device)[:, None].expand(batch, q)
+        rows = None
+        if self.keep_graph or key_states.requires_grad:
+            rows = torch.arange(batch, device=write.device)[:, None].expand(batch, q)
         out = []
         for buffers, new in ((self.keys, key_states), (self.values, value_states)):
             buf = buffers[layer_idx]
@@ -222,8 +226,10 @@ class BoundedCache(Cache):
                 buffers[layer_idx] = buf = buf.transpose(1, 2).index_put((rows, write), new.transpose(1, 2)).transpose(1, 2)
                 out.append(buf[:, :, :kv_len])
                 continue
-            # index_put, not scatter_: CPU scatter_ has no fast bf16 path (25x slower there)
-            buf.transpose(1, 2).index_put_((rows, write), new.detach().transpose(1, 2))
+            # one index_copy_ of whole head_dim rows into the contiguous buffer seen as
+            # [B * H * C, D]: cheaper than index_put_ through a transposed view, and it has a
+            # fast bf16 path on CPU (scatter_ has none: 25x slower there)
+            buf.view(-1, dim).index_copy_(0, self._flat_slots(heads, q, buf.shape[2]), new.detach().reshape(-1, dim))
             view = buf[:, :, :kv_len]
             # The stored cache carries no graph; the new tokens keep theirs so a chunk's loss
             # reaches the adapter through them. A tape turns the stored part into a leaf whose
@@ -236,6 +242,18 @@ class BoundedCache(Cache):
                     self.tape.produced(layer_idx, new, torch.gather(self.positions, 1, write))
             out.append(view)
         return out[0], out[1]
+
+    def _flat_slots(self, heads: int, q: int, capacity: int) -> torch.Tensor:
+        """Row index in ``buf.view(-1, D)`` of every new (row, head, token), in ``new``'s order;
+        made once per forward pass (every layer writes the same slots)."""
+        key = (heads, q, capacity)
+        if self._flat is None or self._flat[0] != key:
+            write = self._pending[0]
+            batch = write.shape[0]
+            base = (torch.arange(batch, device=write.device)[:, None] * heads
+                    + torch.arange(heads, device=write.device)[None, :]) * capacity  # [B, H]
+            self._flat = (key, (base[:, :, None] + write[:, None, :]).reshape(-1))
+        return self._flat[1]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return 0 if self.lengths is None else int(self.lengths.max())

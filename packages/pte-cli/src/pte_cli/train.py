@@ -52,6 +52,7 @@ DEFAULT_REWARDS = (("math", 1.0),)
               help="Held-out data: greedy accuracy before, during (--eval-every) and after training "
                    f"[default with built-in data: {DEFAULT_EVAL}; otherwise none].")
 @field_option("--eval-every")
+@field_option("--eval-batch-size")
 @field_option("--output-dir")
 @field_option("--max-steps")
 @field_option("--prompts-per-step")
@@ -198,7 +199,7 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
 
     from pte_lora import AdapterManifest
     from pte_rl import chat_prompt, eos_ids
-    from pte_rl.backends import pick_device
+    from pte_rl.backends import dtype_reason, pick_device
     from pte_rl.checkpoint import CheckpointError
     from pte_rl.files import write_json_atomic
     from pte_rl.memory import limit_heap_fragmentation
@@ -231,8 +232,13 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
         system=run.system, chat_template_sha256=template_sha256(tokenizer),
     )
     out = Path(run.train.output_dir)
+    # what "auto" became on this machine: the base model's dtype and device, adapters always fp32
+    record["resolved"] = {"device": str(device), "dtype": str(pte.dtype).removeprefix("torch."),
+                          "dtype_reason": dtype_reason(backend.config.dtype, device), "adapter_dtype": "float32"}
     if dist_info.main:
         write_json_atomic(out / "config.json", record)
+        click.echo(f"pte train: base model {record['resolved']['dtype']} on {device} "
+                   f"({record['resolved']['dtype_reason']}); adapters float32", err=True)
     trainer = Trainer(pte, tokenizer, eviction.build, reward, problems, run, manifest,
                       eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info, eval_problems=eval_problems)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -24,8 +25,9 @@ class StateLoRALinear(nn.Module):
                                 dtype=torch.float32)
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)
-        self.state: torch.Tensor | None = None
+        self.state = None
         self.enabled = True
+        self._plain_base = type(base) is nn.Linear  # call F.linear directly: no module-call overhead
 
     @property
     def in_features(self) -> int:
@@ -43,15 +45,33 @@ class StateLoRALinear(nn.Module):
     def bias(self):
         return self.base.bias
 
+    @property
+    def state(self) -> torch.Tensor | None:
+        """``[batch, G, r]``, or None for the identity (plain LoRA)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: torch.Tensor | None) -> None:
+        self._state = value
+        self._state_t = None  # never a stale transpose
+
+    def set_state(self, state: torch.Tensor | None, state_t: torch.Tensor | None = None) -> None:
+        """Set ``state`` with its contiguous transpose S^T ([batch, r, G]) when the caller has it:
+        made once per decoder layer and forward, shared by the layer's projections, so each
+        projection's z S^T is one plain bmm."""
+        self.state = state
+        self._state_t = state_t
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x)
+        y = F.linear(x, self.base.weight, self.base.bias) if self._plain_base else self.base(x)
         if not self.enabled:
             return y
-        z = self.lora_A(x.float())  # [..., r]
+        z = F.linear(x if x.dtype == torch.float32 else x.float(), self.lora_A.weight)  # [..., r]
         if self.state is not None:
-            s = self.state
-            if z.dim() == 3:
-                z = torch.einsum("blr,bgr->blg", z, s)
-            else:  # [B, r] (single position without a length dim)
-                z = torch.einsum("br,bgr->bg", z, s)
-        return y + (self.lora_B(z) * self.scaling).to(y.dtype)
+            st = self._state_t if self._state_t is not None else self.state.mT
+            z = torch.matmul(z, st) if z.dim() == 3 else torch.bmm(z[:, None], st)[:, 0]  # [..., G]
+        if y.dtype == torch.float32:  # y + scaling * z B^T in one fused kernel
+            out = torch.addmm(y.reshape(-1, y.shape[-1]), z.reshape(-1, z.shape[-1]), self.lora_B.weight.t(),
+                              alpha=self.scaling)
+            return out.view(y.shape)
+        return y + (F.linear(z, self.lora_B.weight) * self.scaling).to(y.dtype)

@@ -56,8 +56,13 @@ class LoRAModel:
 
     def set_states(self, states: list[torch.Tensor | None] | None) -> None:
         """Per decoder layer states for the next forward passes (None: identity everywhere)."""
+        transposed: dict[int, torch.Tensor] = {}  # each layer's S^T is made once, for all its projections
         for name, module in self.modules.items():
-            module.state = None if states is None else states[self.layer_of[name]]
+            layer = self.layer_of[name]
+            s = None if states is None else states[layer]
+            if s is not None and layer not in transposed:
+                transposed[layer] = s.mT.contiguous()
+            module.set_state(s, transposed.get(layer) if s is not None else None)
 
     @contextlib.contextmanager
     def disabled(self):

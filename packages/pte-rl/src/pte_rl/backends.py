@@ -97,6 +97,16 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return getattr(torch, dtype)
 
 
+def dtype_reason(dtype: str, device: torch.device) -> str:
+    """Why :func:`pick_dtype` chose what it did, in words (recorded in a run's config.json)."""
+    if dtype != "auto":
+        return f"--dtype {dtype}"
+    chosen = str(pick_dtype(dtype, device)).removeprefix("torch.")
+    if device.type == "cuda":
+        return f"auto: {chosen} on CUDA"
+    return f"auto: {chosen} (CPU {'with' if cpu_has_fast_bf16() else 'without'} AMX / AVX-512 BF16)"
+
+
 class HFBackend:
     name = "hf"
 

@@ -19,7 +19,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skipped: bool, grad_norm: float,
-                 learning_rate: float, device: torch.device) -> dict:
+                 learning_rate: float, device: torch.device, dtype: torch.dtype) -> dict:
     """The logged metrics of one step (names follow TRL's GRPOTrainer where they mean the same)."""
     st, comps, lengths = batch.stats, batch.completions, batch.lengths
     rewards = batch.rewards
@@ -51,6 +51,7 @@ def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skippe
         "time/train": times["train"],
         "step_time": times["step"],
         "peak_memory_mb": peak_memory_mb(device),
+        "dtype": str(dtype).removeprefix("torch."),  # the frozen base's (adapters are fp32)
         "reward_failures": sum(1 for res in parts.values() for r in res if r.reason),
     }
 

@@ -7,6 +7,8 @@ and runs the decoder with the cache's mask and absolute positions. Logits are le
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from pte_cache import BoundedCache, cache_argument
@@ -41,6 +43,11 @@ class PTEModel:
         self.encoder = encoder
         self.state_watchers: list = []
         self._cache_kw = cache_argument(model.model)  # "cache" on current transformers
+        # the same forward with fewer ops where the architecture is exactly Llama's (see lean.py);
+        # PTE_LEAN=0 runs transformers' own forward everywhere
+        from .lean import LeanDecoder, supports
+
+        self.lean = LeanDecoder(model) if supports(model) is None and os.environ.get("PTE_LEAN", "1") != "0" else None
         layers = decoder_layers(model)
         encoder.bind(
             [(_base(layer.self_attn.q_proj), _base(layer.self_attn.k_proj), _base(layer.self_attn.v_proj))
@@ -98,11 +105,13 @@ class PTEModel:
         step = cache.step if evict else cache.prepare
         mask, positions = step(real, self.dtype)
         self.lora.set_states(None if state is None else state.layers)
-        out = self.model.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self._cache_kw: cache},
-        )
+        if self.lean is not None:
+            hidden = self.lean(ids, mask, positions, cache)
+        else:
+            hidden = self.model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                      **{self._cache_kw: cache}).last_hidden_state
         cache.commit()
-        return out.last_hidden_state
+        return hidden
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.model.lm_head(hidden).float()

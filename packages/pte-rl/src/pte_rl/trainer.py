@@ -204,7 +204,8 @@ class Trainer:
         times["train"] = time.perf_counter() - t
         times["step"] = time.perf_counter() - t0
         metrics = step_metrics(batch, parts, c.num_iterations, times, skipped=flat, grad_norm=float(grad_norm),
-                               learning_rate=self.scheduler.get_last_lr()[0], device=self.device)
+                               learning_rate=self.scheduler.get_last_lr()[0], device=self.device,
+                               dtype=self.pte.dtype)
         return self._reduce_metrics(metrics)
 
     def score(self, problems: list[Problem], texts: list[str]) -> dict:
