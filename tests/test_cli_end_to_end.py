@@ -122,6 +122,25 @@ def test_export_merge_equals_adapter_and_refuses_a_thought_state(tiny_model_dir,
     assert res.returncode == 2 and "not empty" in res.stderr
 
 
+def test_export_base_writes_a_folder_transformers_loads_unchanged(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "base"
+    res = run_pte("export", "--base", "--model", str(tiny_model_dir), "--output", str(out))
+    assert "base model" in res.stdout and (out / "model.safetensors").is_file()
+    assert oct((out).stat().st_mode & 0o777) != oct(0o700)  # an ordinary folder, not mkdtemp's 0700
+    ids = torch.randint(0, 1000, (2, 12))
+    with torch.no_grad():
+        want = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()(ids).logits
+        got = AutoModelForCausalLM.from_pretrained(out).eval()(ids).logits
+    assert torch.equal(got, want)
+    assert AutoTokenizer.from_pretrained(out).chat_template == AutoTokenizer.from_pretrained(tiny_model_dir).chat_template
+    res = run_pte("export", "--base", "--model", str(tiny_model_dir), "--output", str(out), check=False)
+    assert res.returncode == 2 and "not empty" in res.stderr  # never overwrites
+    res = run_pte("export", "--output", str(tmp_path / "x"), check=False)
+    assert res.returncode == 2 and "--base" in res.stderr and not (tmp_path / "x").exists()
+
+
 def test_adapter_remembers_its_system_prompt(tiny_model_dir, tmp_path):
     run_pte(*_train_args(tiny_model_dir, tmp_path / "run", 1, "--system", "You are terse."))
     adapter = tmp_path / "run" / "checkpoints" / "step-000001" / "adapter"
