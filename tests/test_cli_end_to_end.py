@@ -182,6 +182,15 @@ def test_config_json_repeats_the_run_bit_for_bit(tiny_model_dir, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     cfg = json.loads((tmp_path / "b" / "config.json").read_text())
     assert cfg["train"]["seed"] == 3 and cfg["train"]["temperature"] == 0.9
+    # what --dtype auto became is stated in the config and in every metrics line
+    from pte_rl.backends import cpu_has_fast_bf16
+
+    want = "bfloat16" if cpu_has_fast_bf16() else "float32"
+    assert cfg["backend"]["options"]["dtype"] == "auto"
+    assert cfg["resolved"]["dtype"] == want and cfg["resolved"]["adapter_dtype"] == "float32"
+    assert cfg["resolved"]["dtype_reason"].startswith(f"auto: {want}")
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert all(x["dtype"] == want for x in lines if "reward" in x)
 
 
 def test_train_and_eval_on_own_columns_and_chat_message_prompts(tiny_model_dir, tmp_path):

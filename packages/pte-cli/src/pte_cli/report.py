@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from pte_rl.files import atomic_path, write_text_atomic
 from pte_rl.stats import wilson_interval
 
 CURVES = (("reward", "mean reward"), ("eval/accuracy", "held-out accuracy"), ("kl", "KL to the base model"),
@@ -80,7 +81,8 @@ def plot(runs: dict[str, dict], path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:  # never a half-written picture
+        fig.savefig(tmp)
     plt.close(fig)
 
 
@@ -103,7 +105,8 @@ def plot_curves(runs: list[str], labels: list[str], path: str) -> None:
             ax.grid(alpha=0.3)
     axes.flat[0].legend()
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:  # never a half-written picture
+        fig.savefig(tmp)
     plt.close(fig)
 
 
@@ -125,7 +128,7 @@ def run_report(results, labels, output, plot_path, curves=()):
         runs[label] = load_result(path)
     text = markdown(runs)
     if output:
-        Path(output).write_text(text)
+        write_text_atomic(output, text)
     click.echo(text)
     if plot_path:
         plot(runs, plot_path)
