@@ -43,9 +43,11 @@ def test_real_model_bounded_cache_evicts_and_replays_exactly(smollm2):
         _detach(model, pte)
 
 
-def test_lean_forward_is_transformers_forward_bit_for_bit(smollm2):
-    """The lean Llama forward (pte_rl.lean) computes what transformers' forward does: identical
-    samples and log-probs under evictions, identical replay log-probs and adapter gradients."""
+def test_lean_forward_is_transformers_forward(smollm2):
+    """The lean Llama forward (pte_rl.lean) computes what transformers' forward does: decoding
+    gives bit-identical samples and log-probs under evictions; replay (grouped-query heads
+    packed into one query axis, a different summation order) agrees to fp32 round-off in
+    log-probs and adapter gradients."""
     model, tok = smollm2
     pte = PTEModel(model, ProgressiveEncoder())
     try:
@@ -74,8 +76,9 @@ def test_lean_forward_is_transformers_forward_bit_for_bit(smollm2):
         assert all(c.num_evictions >= 3 for c in fast), [c.num_evictions for c in fast]
         assert [c.token_ids for c in fast] == [c.token_ids for c in slow]
         assert [c.logprobs for c in fast] == [c.logprobs for c in slow]
-        assert torch.equal(lp_fast, lp_slow)
-        assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-7) for a, b in zip(g_fast, g_slow))
+        assert (lp_fast - lp_slow).abs().max() <= 1e-4  # replay vs sampling itself differs by ~1e-5
+        for a, b in zip(g_fast, g_slow):
+            assert (a - b).abs().max() <= 1e-4 * b.abs().max(), float((a - b).abs().max() / b.abs().max())
     finally:
         _detach(model, pte)
 

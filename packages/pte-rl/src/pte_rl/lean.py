@@ -4,7 +4,8 @@ Decoding one token at batch 16 on a CPU spends more time in per-op overhead than
 matmuls (the step is ~2x the weight-streaming floor): transformers' decoder layer runs ~75
 small ops per layer (an RMSNorm alone is 8) plus its kwargs plumbing. This forward computes the
 same function with fewer ops: ``F.rms_norm``, rotary embedding applied once per tensor, grouped
-query attention packed as transformers does for one query token (no K/V copies), and the
+query attention packed so K/V heads are never repeated (for one query token transformers does
+the same; for replay chunks it also keeps a third of the K/V for backward), and the
 model's own modules for every projection, so LoRA layers, their states and ``disabled()`` work
 unchanged. The rotary embedding is the model's own module (any rope scaling it implements).
 
@@ -71,6 +72,12 @@ class LeanDecoder:
         cos, sin = cos[:, None], sin[:, None]  # [B, 1, L, D]: broadcast over heads
         batch, length, _ = h.shape
         n_rep = self.heads // self.kv_heads
+        # Grouped-query attention without repeating K/V: the n_rep query heads that share a K/V
+        # head become n_rep x L rows of one query axis (transformers does this for L = 1), so
+        # the mask repeats along that axis once per call, for all layers. Saves the repeated K/V
+        # copies that sdpa would otherwise keep for backward in replay (3x the K/V).
+        packed_mask = mask if length == 1 or n_rep == 1 else (
+            mask[:, :, None].expand(batch, mask.shape[1], n_rep, length, mask.shape[-1]).reshape(batch, mask.shape[1], n_rep * length, -1))
         for i, layer in enumerate(self.layers):
             attn, mlp = layer.self_attn, layer.mlp
             x = _rms_norm(layer.input_layernorm, h)
@@ -78,18 +85,8 @@ class LeanDecoder:
             k = _rotate(attn.k_proj(x).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2), cos, sin)
             v = attn.v_proj(x).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
             k, v = cache.update(k, v, i)
-            if length == 1:  # one query per row: its n_rep heads per K/V head become the query axis
-                o = F.scaled_dot_product_attention(q.reshape(batch, self.kv_heads, n_rep, self.head_dim), k, v,
-                                                   attn_mask=mask, scale=self.scaling)
-            else:
-                # K/V heads repeated, as transformers does. (sdpa's enable_gqa would avoid the
-                # copies, but on CPU with torch 2.13 its backward differs from this by 0.4-0.7% on
-                # left-padded batches, 5% on the adapter's gradient: not used.)
-                if n_rep > 1:
-                    kv = k.shape[2]
-                    k = k[:, :, None].expand(batch, self.kv_heads, n_rep, kv, self.head_dim).reshape(batch, self.heads, kv, -1)
-                    v = v[:, :, None].expand(batch, self.kv_heads, n_rep, kv, self.head_dim).reshape(batch, self.heads, kv, -1)
-                o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scaling)
+            o = F.scaled_dot_product_attention(q.reshape(batch, self.kv_heads, n_rep * length, self.head_dim), k, v,
+                                               attn_mask=packed_mask, scale=self.scaling)
             o = o.reshape(batch, self.heads, length, self.head_dim).transpose(1, 2).reshape(batch, length, -1)
             h = h + attn.o_proj(o)
             x = _rms_norm(layer.post_attention_layernorm, h)
