@@ -176,9 +176,11 @@ def test_compiled_blocks_give_the_same_logprobs_and_grads():
         with torch.no_grad():
             for p in pte.lora.parameters():
                 p.normal_(0, 0.05)  # a trained adapter, so the grads below are not trivially zero
+        assert pte.lean is not None  # a Llama: the lean forward by default
         if compiled:
             pte.compile()
             assert all(layer.mlp._compiled_call_impl is not None for layer in pte.model.model.layers)
+            assert pte.lean is None  # transformers' forward, which calls the compiled norms and MLPs
         done = sample(pte, prompts, policy(), SamplingConfig(max_new_tokens=20, min_new_tokens=20), eos_ids=[3],
                       generator=torch.Generator().manual_seed(1))
         lp, _ = replay_logprobs(pte, done, max_chunk=8, on_chunk=lambda x, m, c: (x * m).sum().backward())

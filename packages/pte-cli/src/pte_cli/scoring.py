@@ -11,19 +11,24 @@ from pte_rl.files import jsonl_line, write_text_atomic
 from .options import PluginName, parse_plugin_opts, plugin_config, read_data
 
 
-def reward_configs(rewards, extra):
-    """Validated ``(name, entry, config, weight)`` per reward, nothing built yet.
-    ``-o reward.FIELD=V`` goes to every reward with that field; a field none has is an error."""
-    import click
-
+def _entry(name: str):
+    """The registry entry of a reward, or a stand-in for a FILE.py:FN / MODULE:FN function."""
     from pte_rl.rewards.function import FunctionReward, is_function_spec
 
     from .registry import get_registry
 
+    return _FunctionEntry(FunctionReward, name) if is_function_spec(name) else get_registry().get("reward", name)
+
+
+def _build(entry, config):
+    return entry.factory(config) if config is not None else entry.factory()
+
+
+def reward_configs(rewards, extra):
+    """Validated ``(name, entry, config, weight)`` per reward, nothing built yet.
+    ``-o reward.FIELD=V`` goes to every reward with that field; a field none has is an error."""
     options = extra.get("reward", {})
-    functions = {name for name, _ in rewards if is_function_spec(name)}
-    entries = [_FunctionEntry(FunctionReward, name) if name in functions else get_registry().get("reward", name)
-               for name, _ in rewards]
+    entries = [_entry(name) for name, _ in rewards]
     fields = [set(e.config.model_fields) if e.config is not None else set() for e in entries]
     unused = [k for k in options if not any(k in f for f in fields)]
     if unused:
@@ -31,7 +36,7 @@ def reward_configs(rewards, extra):
         raise click.UsageError(f"-o reward.{unused[0]}: no selected reward ({names}) has option '{unused[0]}'")
     out = []
     for (name, weight), f, entry in zip(rewards, fields, entries):
-        if name in functions:
+        if isinstance(entry, _FunctionEntry):
             out.append((name, entry, None, weight))
             continue
         entry, config = plugin_config("reward", name, {}, {k: v for k, v in options.items() if k in f})
@@ -47,30 +52,26 @@ class _FunctionEntry:
     def __init__(self, cls, spec):
         self.factory = lambda: cls(spec)
 
+    def validate(self, options=None):
+        return None  # a function takes no options
+
 
 def build_reward(rewards, extra):
     """Rewards combined with weights (see :func:`reward_configs` for options)."""
     from pte_rl.rewards import WeightedSum
 
-    return WeightedSum([(name, entry.factory(config) if config is not None else entry.factory(), weight)
+    return WeightedSum([(name, _build(entry, config), weight)
                         for name, entry, config, weight in reward_configs(rewards, extra)])
 
 
 def rewards_of(choices):
     """The combined reward of a run config's ``rewards`` (name, validated options, weight)."""
     from pte_rl.rewards import WeightedSum
-    from pte_rl.rewards.function import FunctionReward, is_function_spec
-
-    from .registry import get_registry
 
     parts = []
     for c in choices:
-        if is_function_spec(c.name):
-            parts.append((c.name, FunctionReward(c.name), c.weight))
-            continue
-        entry = get_registry().get("reward", c.name)
-        config = entry.validate(c.options)
-        parts.append((c.name, entry.factory(config) if config is not None else entry.factory(), c.weight))
+        entry = _entry(c.name)
+        parts.append((c.name, _build(entry, entry.validate(c.options)), c.weight))
     return WeightedSum(parts)
 
 

@@ -19,7 +19,7 @@ import click
 
 from pte_rl.config import DataConfig, PluginChoice, RewardChoice, RunConfig
 
-from .build import Choice, choice_of, load_model, require_fits, template_sha256
+from .build import choice_of, load_model, require_fits, template_sha256
 from .options import PluginName, cache_options, field_option, field_options, model_options, validate_common
 from .runconfig import load_config_option, run_args
 from .scoring import reward_configs, rewards_of
@@ -306,4 +306,4 @@ def _version() -> str:
     return __version__
 
 
-__all__ = ["train", "build_run", "run_train", "load_data", "Choice"]
+__all__ = ["train", "build_run", "run_train", "load_data"]

@@ -1,13 +1,13 @@
 """A lean forward of Llama-architecture decoders (Llama, Mistral, Qwen2, SmolLM) for the bounded cache.
 
-Decoding one token at batch 16 on a CPU spends more time in per-op overhead than in the
-matmuls (the step is ~2x the weight-streaming floor): transformers' decoder layer runs ~75
-small ops per layer (an RMSNorm alone is 8) plus its kwargs plumbing. This forward computes the
-same function with fewer ops: ``F.rms_norm``, rotary embedding applied once per tensor, grouped
+Decoding one token at batch 16 on a CPU is ~2x the weight-streaming floor; about 40% of the
+step is per-op overhead outside the matmuls: transformers' decoder layer runs ~75 small ops
+per layer (an RMSNorm alone is 8) plus its kwargs plumbing. This forward computes the same
+function with fewer ops: ``F.rms_norm``, rotary embedding applied once per tensor, grouped
 query attention packed so K/V heads are never repeated (for one query token transformers does
-the same; for replay chunks it also keeps a third of the K/V for backward), and the
-model's own modules for every projection, so LoRA layers, their states and ``disabled()`` work
-unchanged. The rotary embedding is the model's own module (any rope scaling it implements).
+the same; for replay chunks it also keeps a third of the K/V for backward), and the model's
+own modules for every projection and the MLP, so LoRA layers, their states and ``disabled()``
+work unchanged. The rotary embedding is the model's own module (any rope scaling it implements).
 
 Used only where :func:`supports` says the model is exactly this architecture; anything else
 (another attention, sliding windows, q/k norms, eager attention) runs transformers' forward.
@@ -32,13 +32,8 @@ def supports(model) -> str | None:
         return f"attention {getattr(config, '_attn_implementation', None)}"
     if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", arch == "MistralForCausalLM"):
         return "sliding-window attention"
-    if config.hidden_act != "silu":
-        return f"activation {config.hidden_act}"
-    layer = model.model.layers[0]
-    if any(hasattr(layer.self_attn, n) for n in ("q_norm", "k_norm")):
+    if any(hasattr(model.model.layers[0].self_attn, n) for n in ("q_norm", "k_norm")):
         return "q/k norms"
-    if getattr(config, "mlp_bias", False):
-        return "MLP bias"
     return None
 
 
@@ -64,7 +59,6 @@ class LeanDecoder:
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self.scaling = self.layers[0].self_attn.scaling
-        self.act = self.layers[0].mlp.act_fn
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
         h = self.embed(ids)
@@ -79,7 +73,7 @@ class LeanDecoder:
         packed_mask = mask if length == 1 or n_rep == 1 else (
             mask[:, :, None].expand(batch, mask.shape[1], n_rep, length, mask.shape[-1]).reshape(batch, mask.shape[1], n_rep * length, -1))
         for i, layer in enumerate(self.layers):
-            attn, mlp = layer.self_attn, layer.mlp
+            attn = layer.self_attn
             x = _rms_norm(layer.input_layernorm, h)
             q = _rotate(attn.q_proj(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2), cos, sin)
             k = _rotate(attn.k_proj(x).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2), cos, sin)
@@ -90,5 +84,5 @@ class LeanDecoder:
             o = o.reshape(batch, self.heads, length, self.head_dim).transpose(1, 2).reshape(batch, length, -1)
             h = h + attn.o_proj(o)
             x = _rms_norm(layer.post_attention_layernorm, h)
-            h = h + mlp.down_proj(self.act(mlp.gate_proj(x)) * mlp.up_proj(x))
+            h = h + layer.mlp(x)
         return _rms_norm(self.norm, h)

@@ -15,6 +15,8 @@ from pte_cache import BoundedCache, cache_argument
 from pte_lora import LoRAConfig, LoRAModel, attach_lora
 from pte_thought import ThoughtEncoder, ThoughtState
 
+from .lean import LeanDecoder, supports
+
 
 def decoder_layers(model):
     return model.model.layers
@@ -45,8 +47,6 @@ class PTEModel:
         self._cache_kw = cache_argument(model.model)  # "cache" on current transformers
         # the same forward with fewer ops where the architecture is exactly Llama's (see lean.py);
         # PTE_LEAN=0 runs transformers' own forward everywhere
-        from .lean import LeanDecoder, supports
-
         self.lean = LeanDecoder(model) if supports(model) is None and os.environ.get("PTE_LEAN", "1") != "0" else None
         layers = decoder_layers(model)
         encoder.bind(
@@ -74,6 +74,9 @@ class PTEModel:
         call (lengths, evictions), which would only produce graph breaks and recompiles.
         """
         options.setdefault("dynamic", True)  # batch and chunk length change from call to call
+        # the lean forward applies the norms itself, past these modules: run transformers' forward,
+        # which calls every compiled block
+        self.lean = None
         for layer in decoder_layers(self.model):
             for name in ("mlp", "input_layernorm", "post_attention_layernorm"):
                 block = getattr(layer, name, None)
