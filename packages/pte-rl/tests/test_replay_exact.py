@@ -217,3 +217,34 @@ def test_bf16_base_keeps_fp32_adapter_and_close_replay():
     grads = [p.grad for p in bf16.trainable_parameters()]
     assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_head_logprobs_equal_autograd_through_the_logits(dtype):
+    """The hand-written log-prob backward (pte_rl.policy._HeadLogprobs) against plain autograd
+    through the full logits: log-probs, entropy and the gradient reaching the hidden states,
+    over several token chunks, with a temperature."""
+    from pte_rl import token_logprobs
+
+    pte = build("none", dtype=dtype)
+    torch.manual_seed(3)
+    hidden = torch.randn(3, 7, pte.model.config.hidden_size, dtype=dtype, requires_grad=True)
+    targets = torch.randint(0, pte.model.config.vocab_size, (3, 7))
+    weights = torch.randn(3, 7)
+    lp, ent = token_logprobs(pte, hidden, targets, temperature=0.7, chunk=5, with_entropy=True)
+    (lp * weights).sum().backward()
+    ours = hidden.grad.clone()
+    hidden.grad = None
+
+    logits = pte.model.lm_head(hidden).float() / 0.7
+    ref = torch.log_softmax(logits, -1)
+    ref_lp = ref.gather(2, targets[..., None]).squeeze(-1)
+    ref_ent = -(ref.exp() * ref).sum(-1)
+    (ref_lp * weights).sum().backward()
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert not ent.requires_grad
+    assert torch.allclose(lp, ref_lp, atol=tol, rtol=0), (lp - ref_lp).abs().max()
+    assert torch.allclose(ent, ref_ent.detach(), atol=tol, rtol=0), (ent - ref_ent).abs().max()
+    scale = hidden.grad.float().abs().max()
+    assert (ours.float() - hidden.grad.float()).abs().max() <= tol * scale, (ours.float() - hidden.grad.float()).abs().max()
+    assert ours.dtype == dtype

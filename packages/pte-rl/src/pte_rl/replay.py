@@ -46,13 +46,24 @@ def chunk_spans(completions: list[Completion], max_chunk: int) -> list[tuple[int
 
 class _Forward:
     """One replay forward pass: its new K/V (with graph) per (layer, k|v), where they sit, and
-    the stored K/V it read as leaves."""
+    the stored K/V it read as leaves (all at the same cache positions)."""
 
     def __init__(self):
         self.outs: dict[tuple[int, int], torch.Tensor] = {}
         self.grads: dict[tuple[int, int], torch.Tensor] = {}
         self.positions: torch.Tensor | None = None  # [B, q] absolute positions, -1 for pads
-        self.leaves: list[tuple[tuple[int, int], torch.Tensor, torch.Tensor]] = []
+        self.leaves: dict[tuple[int, int], torch.Tensor] = {}
+        self.leaf_positions: torch.Tensor | None = None  # [B, L] absolute positions of the leaves
+        # per later forward: [B, q, L] one-hot map from its new tokens to these leaves (None: no
+        # overlap); the same for every layer, so it is made once per pair, not once per leaf
+        self.matches: dict[int, torch.Tensor | None] = {}
+
+    def match(self, target: _Forward) -> torch.Tensor | None:
+        if id(target) not in self.matches:
+            t = target.positions
+            m = (self.leaf_positions[:, None, :] == t[:, :, None]) & (t >= 0)[:, :, None]
+            self.matches[id(target)] = m.float() if bool(m.any()) else None
+        return self.matches[id(target)]
 
 
 class GradTape:
@@ -64,16 +75,19 @@ class GradTape:
 
     # ---- called by the cache inside a forward (k first, then v, for every layer)
     def leaf(self, layer: int, view: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        which = sum(1 for (lay, _), _, _ in self.current.leaves if lay == layer)
+        key = (layer, int((layer, 0) in self.current.leaves))
         leaf = view.detach().requires_grad_(True)
-        self.current.leaves.append(((layer, which), leaf, positions.clone()))
+        self.current.leaves[key] = leaf
+        if self.current.leaf_positions is None:
+            self.current.leaf_positions = positions.clone()
         return leaf
 
     def produced(self, layer: int, new: torch.Tensor, positions: torch.Tensor) -> None:
-        which = sum(1 for lay, _ in self.current.outs if lay == layer)
-        self.current.outs[(layer, which)] = new
-        self.current.grads[(layer, which)] = torch.zeros_like(new)
-        self.current.positions = positions.clone()
+        key = (layer, int((layer, 0) in self.current.outs))
+        self.current.outs[key] = new
+        self.current.grads[key] = torch.zeros_like(new)
+        if self.current.positions is None:
+            self.current.positions = positions.clone()
 
     # ---- called by replay
     def close_forward(self) -> None:
@@ -84,17 +98,17 @@ class GradTape:
     def route(self) -> None:
         """Move every leaf gradient into the K/V gradients of the live forwards holding those tokens."""
         for fwd in self.live:
-            for key, leaf, positions in fwd.leaves:
-                if leaf.grad is None:
+            pending = [(key, leaf.grad) for key, leaf in fwd.leaves.items() if leaf.grad is not None]
+            for key, _ in pending:
+                fwd.leaves[key].grad = None
+            if not pending:
+                continue
+            for target in self.live:
+                match = None if target is fwd else fwd.match(target)
+                if match is None:
                     continue
-                g = leaf.grad
-                leaf.grad = None
-                for target in self.live:
-                    if target is fwd or key not in target.grads:
-                        continue
-                    t = target.positions
-                    match = (positions[:, None, :] == t[:, :, None]) & (t >= 0)[:, :, None]  # [B, q, L]
-                    if bool(match.any()):
+                for key, g in pending:
+                    if key in target.grads:
                         target.grads[key] += torch.einsum("bql,bhld->bhqd", match.to(g.dtype), g).to(
                             target.grads[key].dtype)
 
@@ -107,6 +121,8 @@ class GradTape:
             torch.autograd.backward([fwd.outs[k] for k in keys], grads)
             self.route()  # what it sent further back, to the forwards before it
         self.live.remove(fwd)
+        for other in self.live:
+            other.matches.pop(id(fwd), None)
 
     def release_evicted(self, cache) -> None:
         """Backpropagate (and free) every forward none of whose tokens is in the cache any more."""
