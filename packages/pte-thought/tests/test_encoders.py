@@ -143,17 +143,47 @@ def test_zero_init_and_variants():
     assert all(torch.equal(a, b) for a, b in zip(before, state.layers))
 
 
-def test_thought_state_replay_refresh_gives_grads_to_all_encoder_weights():
-    enc = encoder()
-    state = ThoughtState(enc, LAYERS, 2, replay=True)
+def test_thought_state_replay_leaves_and_flush_equal_direct_autograd():
+    """Replay mode: losses on two versions of the states (two on the second, backpropagated
+    separately into its leaves), flushed version by version, give every encoder weight the same
+    gradient as autograd through the states themselves, with the memory chain cut at the event
+    as replay defines it."""
     k, v = kv(2, 4)
-    state(Event([k] * LAYERS, [v] * LAYERS, torch.ones(2, 4, dtype=torch.bool)))
-    assert state.num_updates.tolist() == [1, 1]
-    sum(s.sum() for s in state.layers).backward()
-    state.refresh()  # recompute inside a new graph after the first backward
-    sum((s ** 2).sum() for s in state.layers).backward()
+    k2, v2 = kv(2, 3, seed=7)
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    mask2 = torch.tensor([[True, True, False], [True, False, False]])
+
+    def losses(layers):
+        return sum(s.sum() for s in layers), sum((s ** 2).sum() for s in layers)
+
+    enc = encoder()
+    direct = ThoughtState(enc, LAYERS, 2)
+    direct(Event([k] * LAYERS, [v] * LAYERS, mask))
+    total = losses(direct.layers)[1]
+    direct.memory = [m.detach() for m in direct.memory]  # replay's cut at the event
+    direct(Event([k2] * LAYERS, [v2] * LAYERS, mask2))
+    (total + sum(losses(direct.layers))).backward()
+    expected = {n: p.grad.clone() for n, p in enc.named_parameters()}
+    enc.zero_grad(set_to_none=True)
+
+    state = ThoughtState(enc, LAYERS, 2, replay=True)
+    assert state.version == 0 and all(s.is_leaf and s.requires_grad for s in state.layers)
+    state(Event([k] * LAYERS, [v] * LAYERS, mask))
+    assert state.num_updates.tolist() == [1, 1] and state.version == 1
+    losses(state.layers)[1].backward()
+    state(Event([k2] * LAYERS, [v2] * LAYERS, mask2))
+    assert all(s.is_leaf for s in state.layers)
+    first, second = losses(state.layers)
+    first.backward()
+    second.backward()  # a second pass over the same version: no graph was freed
+    assert all(p.grad is None for p in enc.parameters())  # nothing reaches the encoder before flush
+    state.flush(keep={0, 2})  # version 0 got no gradient; version 2 stays
+    partial = {n: p.grad.clone() for n, p in enc.named_parameters()}
+    state.flush()
     for name, p in enc.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+        assert not torch.equal(partial[name], p.grad), name  # the second flush added version 2
+        assert torch.allclose(p.grad, expected[name], rtol=1e-5, atol=1e-7), name
     assert all(not p.requires_grad for trio in enc.projections for m in trio for p in m.parameters())
 
 

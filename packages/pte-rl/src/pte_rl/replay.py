@@ -57,6 +57,7 @@ class _Forward:
         # per later forward: [B, q, L] one-hot map from its new tokens to these leaves (None: no
         # overlap); the same for every layer, so it is made once per pair, not once per leaf
         self.matches: dict[int, torch.Tensor | None] = {}
+        self.state_version = 0  # the thought-state version it ran with (see ThoughtState.flush)
 
     def match(self, target: _Forward) -> torch.Tensor | None:
         if id(target) not in self.matches:
@@ -90,7 +91,8 @@ class GradTape:
             self.current.positions = positions.clone()
 
     # ---- called by replay
-    def close_forward(self) -> None:
+    def close_forward(self, state_version: int = 0) -> None:
+        self.current.state_version = state_version
         if self.current.outs:
             self.live.append(self.current)
         self.current = _Forward()
@@ -205,12 +207,16 @@ def replay_logprobs(
             entropy[:, cols] = ent * mask
 
     def forward(ids, real):
-        if state.replay:  # every forward gets its own graph of the state (it may be backpropagated alone)
-            state.refresh()
         hidden = pte.forward(ids, real, cache, state, evict=False)
         if tape is not None:
-            tape.close_forward()
+            tape.close_forward(state.version)
         return hidden
+
+    def flush_states():
+        # a state version's gradient is complete once no forward that used it can still be
+        # backpropagated (chunk mode: each chunk is backpropagated at once)
+        live = {f.state_version for f in tape.live} if tape is not None else set()
+        state.flush(keep=live | {state.version})
 
     ids, real = left_pad([c.prompt_ids for c in completions], pad_id, device)
     if ids.shape[1] > 1:
@@ -224,11 +230,13 @@ def replay_logprobs(
             cache.evict_positions(events[s])
             if tape is not None:
                 tape.release_evicted(cache)
+            flush_states()
         # input j is fed only if token j+1 exists, exactly as during sampling
         hidden = forward(tokens[:, s:e], valid[:, s + 1 : e + 1])
         emit(hidden, slice(s + 1, e + 1))
     if tape is not None:
         tape.finish()
+    state.flush()
     if total:
         torch.stack(total).sum().backward()
     return logprobs, entropy

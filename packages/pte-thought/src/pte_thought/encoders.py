@@ -216,11 +216,17 @@ class ThoughtState:
     """Per-layer states of one batch, updated by eviction events (an eviction listener).
 
     ``layers[i]`` is the state S the LoRA layers of decoder layer i use; ``memory[i]`` is what
-    the encoder keeps of the evicted tokens. With ``replay=True`` each layer remembers the inputs
-    of its last update (previous memory, detached, and the evicted K/V), and :meth:`refresh`
-    recomputes the states from them inside the current autograd graph. Replay calls it at every
-    chunk, so a chunk's loss reaches the encoder through the state it used, while the chain to
-    earlier memories is cut at event boundaries and memory use stays bounded by the window.
+    the encoder keeps of the evicted tokens.
+
+    With ``replay=True`` (replay with gradients) each version of the states (the initial one,
+    then one per eviction event) is computed once, with its graph to the encoder's weights, and
+    ``layers`` holds detached leaves of it. Any number of forward passes can then use one
+    version and be backpropagated separately, in any order: their gradients add up in the
+    leaves, and :meth:`flush` sends the sum through the encoder once per version (replay calls
+    it when no forward that used a version is left to backpropagate). Same gradient as
+    recomputing the states inside every forward's graph, at one encoder pass per event instead
+    of one per forward. An update's inputs (the previous memory, the evicted K/V) are constants:
+    the chain to earlier memories is cut at event boundaries, so memory stays bounded.
     """
 
     def __init__(self, encoder: ThoughtEncoder, num_layers: int, batch: int, replay: bool = False):
@@ -229,8 +235,10 @@ class ThoughtState:
         self.replay = replay
         self.memory = [encoder.empty_memory(i, batch) for i in range(num_layers)]
         self.layers = [encoder.compose(i, m, batch) for i, m in enumerate(self.memory)]
-        self.inputs: list[tuple | None] = [None] * num_layers
         self.num_updates = torch.zeros(batch, dtype=torch.long)
+        self.version = 0  # bumped by every event that changes the states
+        self._graphs: dict[int, tuple[list, list]] = {}  # version -> (states with graph, their leaves)
+        self._publish()
 
     @property
     def wants_kv(self) -> bool:
@@ -239,22 +247,32 @@ class ThoughtState:
     def __call__(self, event) -> None:
         if not self.encoder.updates:
             return
+        layers = []  # a new list: a published version keeps its own list of leaves
         for i, (k, v) in enumerate(zip(event.keys, event.values)):
-            prev = self.memory[i]
-            if self.replay:
-                prev = prev.detach()
-                self.inputs[i] = (prev, k, v, event.mask)
+            prev = self.memory[i].detach() if self.replay else self.memory[i]
             self.memory[i] = self.encoder.update(i, prev, k, v, event.mask)
-            self.layers[i] = self.encoder.compose(i, self.memory[i], self.batch)
+            layers.append(self.encoder.compose(i, self.memory[i], self.batch))
+        self.layers = layers
         self.num_updates += event.mask.any(1).cpu().long()
+        self.version += 1
+        self._publish()
 
-    def refresh(self) -> None:
-        """Recompute every layer's state from its remembered inputs (replay mode)."""
-        for i, inputs in enumerate(self.inputs):
-            memory = self.memory[i] if inputs is None else self.encoder.update(i, *inputs)
-            if inputs is not None:
-                self.memory[i] = memory
-            self.layers[i] = self.encoder.compose(i, memory, self.batch)
+    def _publish(self) -> None:
+        if not self.replay:
+            return
+        graphs = self.layers
+        self.layers = [None if s is None else s.detach().requires_grad_(s.requires_grad) for s in graphs]
+        self._graphs[self.version] = (graphs, self.layers)
+
+    def flush(self, keep: set[int] | frozenset[int] = frozenset()) -> None:
+        """Backpropagate the gradient gathered in the leaves of every version not in ``keep``
+        through the encoder, and free those versions (replay mode)."""
+        for version in [v for v in self._graphs if v not in keep]:
+            graphs, leaves = self._graphs.pop(version)
+            pairs = [(g, leaf.grad) for g, leaf in zip(graphs, leaves)
+                     if leaf is not None and leaf.grad is not None and g.requires_grad]
+            if pairs:
+                torch.autograd.backward([g for g, _ in pairs], [d for _, d in pairs])
 
     def select_rows(self, rows: torch.Tensor) -> None:
         self.layers = [None if s is None else s[rows] for s in self.layers]
