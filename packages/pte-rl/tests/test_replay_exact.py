@@ -248,3 +248,28 @@ def test_head_logprobs_equal_autograd_through_the_logits(dtype):
     scale = hidden.grad.float().abs().max()
     assert (ours.float() - hidden.grad.float()).abs().max() <= tol * scale, (ours.float() - hidden.grad.float()).abs().max()
     assert ours.dtype == dtype
+
+
+def test_lean_mlp_product_keeps_two_intermediates_and_same_gradient():
+    """pte_rl.lean._SiluGate: the same forward as transformers' MLP, the same gradient to
+    fp32 round-off, and a third fewer intermediate-width bytes kept for backward."""
+    from pte_rl.lean import _mlp
+
+    mlp = tiny_llama().model.layers[0].mlp
+    x = torch.randn(4, 9, mlp.gate_proj.in_features, requires_grad=True)
+    g = torch.randn(4, 9, mlp.down_proj.out_features)
+
+    def run(fn):
+        kept = []
+        x.grad = None
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t) or t, lambda t: t):
+            y = fn(x)
+        (y * g).sum().backward()
+        inter = sum(t.numel() for t in kept if t.shape[-1] == mlp.gate_proj.out_features and t.dim() == 3)
+        return y.detach(), x.grad.clone(), inter
+
+    y_ref, g_ref, kept_ref = run(mlp)
+    y, gx, kept = run(lambda t: _mlp(mlp, t))
+    assert torch.equal(y, y_ref)
+    assert (gx - g_ref).abs().max() <= 1e-5 * g_ref.abs().max()
+    assert kept_ref == 3 * 4 * 9 * mlp.gate_proj.out_features and kept == 2 * kept_ref // 3
