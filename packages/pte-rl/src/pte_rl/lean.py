@@ -8,7 +8,8 @@ query attention packed so K/V heads are never repeated (for one query token tran
 the same; for replay chunks it also keeps a third of the K/V for backward), and the model's
 own modules for every projection and the MLP, so LoRA layers, their states and ``disabled()``
 work unchanged. With gradients (replay) the MLP's SiLU-gated product keeps two of its three
-intermediate tensors for backward (:class:`_SiluGate`). The rotary embedding is the model's own module (any rope scaling it implements).
+intermediate tensors for backward (:class:`_SiluGate`). The rotary embedding is the model's own
+module (any rope scaling it implements).
 
 Used only where :func:`supports` says the model is exactly this architecture; anything else
 (another attention, sliding windows, q/k norms, eager attention) runs transformers' forward.
@@ -65,13 +66,14 @@ class _SiluGate(torch.autograd.Function):
         return grad * up * (sig * (1 + gate * (1 - sig))), grad * silu
 
 
+_SILU = ("SiLUActivation", "SiLU")  # transformers' and torch's SiLU modules
+
+
 def _mlp(mlp, x: torch.Tensor) -> torch.Tensor:
+    """The model's MLP; with gradients, the same function through :class:`_SiluGate`."""
     if torch.is_grad_enabled() and type(mlp.act_fn).__name__ in _SILU:
         return mlp.down_proj(_SiluGate.apply(mlp.gate_proj(x), mlp.up_proj(x)))
     return mlp(x)
-
-
-_SILU = ("SiLUActivation", "SiLU")
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
