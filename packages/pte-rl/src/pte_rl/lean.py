@@ -13,7 +13,8 @@ module (any rope scaling it implements).
 
 Used only where :func:`supports` says the model is exactly this architecture; anything else
 (another attention, sliding windows, q/k norms, eager attention) runs transformers' forward.
-``tests`` compare both forwards on the same inputs.
+Tests compare both forwards on the same inputs: SmolLM2, and tiny Llama, Mistral and Qwen2
+models (tests/test_lean.py).
 """
 
 from __future__ import annotations
