@@ -2,8 +2,8 @@
 
 SmolLM2 (a Llama) is checked on the real model in tests/test_default_model.py; here tiny random
 Llama, Mistral and Qwen2 models (Qwen2: q/k/v biases) make sure ``supports()`` admits only what
-the lean forward computes exactly: decoding bit-identical under evictions, replay log-probs and
-adapter gradients equal to fp32 round-off.
+the lean forward computes exactly: the same samples under evictions, log-probs and adapter
+gradients equal to fp32 round-off, on every transformers version tox runs.
 """
 
 import pytest
@@ -61,7 +61,10 @@ def test_lean_forward_equals_transformers_forward(arch):
     slow, lp_slow, g_slow = run(None)
     assert min(c.num_evictions for c in fast) >= 2
     assert [c.token_ids for c in fast] == [c.token_ids for c in slow]
-    assert [c.logprobs for c in fast] == [c.logprobs for c in slow]
+    # bit-identical on current transformers (the real-model test asserts that); transformers 5.0's
+    # own decode sums in another order: measured 2-3e-6 there, a wrong path would be O(1)
+    diff = max(abs(a - b) for cf, cs in zip(fast, slow) for a, b in zip(cf.logprobs, cs.logprobs))
+    assert diff <= 1e-5, diff
     assert (lp_fast - lp_slow).abs().max() <= 1e-5
     for a, b in zip(g_fast, g_slow):
         assert (a - b).abs().max() <= 1e-4 * b.abs().max()
