@@ -56,15 +56,15 @@ class _Forward:
         self.leaf_positions: torch.Tensor | None = None  # [B, L] absolute positions of the leaves
         # per later forward: [B, q, L] one-hot map from its new tokens to these leaves (None: no
         # overlap); the same for every layer, so it is made once per pair, not once per leaf
-        self.matches: dict[int, torch.Tensor | None] = {}
+        self.matches: dict[_Forward, torch.Tensor | None] = {}
         self.state_version = 0  # the thought-state version it ran with (see ThoughtState.flush)
 
     def match(self, target: _Forward) -> torch.Tensor | None:
-        if id(target) not in self.matches:
+        if target not in self.matches:
             t = target.positions
             m = (self.leaf_positions[:, None, :] == t[:, :, None]) & (t >= 0)[:, :, None]
-            self.matches[id(target)] = m.float() if bool(m.any()) else None
-        return self.matches[id(target)]
+            self.matches[target] = m.float() if bool(m.any()) else None
+        return self.matches[target]
 
 
 class GradTape:
@@ -124,7 +124,7 @@ class GradTape:
             self.route()  # what it sent further back, to the forwards before it
         self.live.remove(fwd)
         for other in self.live:
-            other.matches.pop(id(fwd), None)
+            other.matches.pop(fwd, None)  # and let it be freed
 
     def release_evicted(self, cache) -> None:
         """Backpropagate (and free) every forward none of whose tokens is in the cache any more."""
