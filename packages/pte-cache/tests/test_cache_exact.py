@@ -228,3 +228,55 @@ def test_dynamic_window_is_frozen_at_prefill():
     together = schedule_of_short_row(drop_after=None)
     assert len(together) >= 3  # window 10 over 30 generated tokens
     assert schedule_of_short_row(drop_after=5) == together
+
+
+def test_deferred_eviction_equals_cutting_the_forward_at_the_event():
+    """``evict(slots, at=j)`` then one q-token pass == q-token pass cut at j with the eviction
+    between: the deferred tokens are visible to the first j queries only, listeners hear the same
+    K/V, and they are gone afterwards (replay chunks span eviction events this way)."""
+    model = tiny("llama")
+    ids, mask = left_padded([6, 4])
+    gen = torch.randint(1, 97, (2, 7), generator=torch.Generator().manual_seed(3))
+    kw = cache_argument(model)
+    heard = {}
+
+    def run(defer: bool, evict: bool = True):
+        cache = BoundedCache(None, model.config.num_hidden_layers,
+                             listeners=[lambda ev: heard.setdefault(defer, []).append(ev.keys[1].clone())])
+        am, pos = cache.step(mask)
+        model(ids, attention_mask=am, position_ids=pos, **{kw: cache})
+        cache.commit()
+        # evict row 0's oldest two prompt tokens and row 1's newest one, 3 tokens into the pass
+        slots = torch.zeros(2, cache.positions.shape[1], dtype=torch.bool)
+        slots[0, :2] = True
+        slots[1, 3] = evict
+        slots[0, :2] = evict
+        outs = []
+        if defer:
+            cache.evict(slots, at=3)
+            am, pos = cache.prepare(torch.ones(2, 7, dtype=torch.bool))
+            outs.append(model(gen, attention_mask=am, position_ids=pos, **{kw: cache}).logits)
+            cache.commit()
+        else:
+            for piece, evict_first in ((gen[:, :3], False), (gen[:, 3:], True)):
+                if evict_first:
+                    cache.evict(slots)
+                am, pos = cache.prepare(torch.ones_like(piece, dtype=torch.bool))
+                outs.append(model(piece, attention_mask=am, position_ids=pos, **{kw: cache}).logits)
+                cache.commit()
+        return torch.cat(outs, 1), cache
+
+    want, cut = run(False)
+    got, deferred = run(True)
+    assert torch.allclose(got, want, atol=1e-5, rtol=0), (got - want).abs().max()
+    assert torch.equal(heard[True][0], heard[False][0])
+    n = int(cut.lengths.max())  # capacities differ (the deferred pass held more tokens at once)
+    assert torch.equal(deferred.lengths, cut.lengths) and torch.equal(deferred.positions[:, :n], cut.positions[:, :n])
+    held = (cut.positions[:, :n] >= 0)[:, None, :, None]  # slots past a row's length are garbage
+    for layer in range(2):
+        assert torch.allclose(deferred.keys[layer][:, :, :n] * held, cut.keys[layer][:, :, :n] * held, atol=1e-6)
+    assert [e.step for e in deferred.events] == [e.step for e in cut.events] == [3]
+    # the oracle can tell: without the eviction the later queries' logits differ, the earlier not
+    none, _ = run(True, evict=False)
+    assert torch.allclose(none[:, :3], want[:, :3], atol=1e-5, rtol=0)
+    assert (none[:, 3:] - want[:, 3:]).abs().amax((1, 2)).min() > 1e-3

@@ -8,6 +8,7 @@ from conftest import tiny_llama
 
 from pte_cache import Full, LRUPromptKeep, PolicyConfig, SlidingWindow, StreamingConfig, StreamingLLM, cache_argument
 from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
+from pte_rl.replay import chunk_spans
 from pte_thought import GlobalOnlyEncoder, IdentityConfig, IdentityEncoder, ProgressiveEncoder, ThoughtConfig
 
 POLICIES = {
@@ -35,9 +36,17 @@ def build(encoder_name, seed=0, dtype=torch.float32):
     return pte
 
 
+def spans_an_event(comps, max_chunk) -> bool:
+    steps = {step for c in comps for step, _ in c.schedule}
+    return any(s < m < e for s, e in chunk_spans(comps, max_chunk) for m in steps)
+
+
+@pytest.mark.parametrize("max_chunk", [1, 7, 40])
 @pytest.mark.parametrize("encoder", sorted(ENCODERS))
 @pytest.mark.parametrize("policy", sorted(POLICIES))
-def test_replay_logprobs_equal_sampling_logprobs(policy, encoder):
+def test_replay_logprobs_equal_sampling_logprobs(policy, encoder, max_chunk):
+    """max_chunk 1: one token per pass, the schedule as it happened; 7 and 40: passes that span
+    eviction events (tokens evicted mid-pass, the state switching mid-pass)."""
     pte = build(encoder)
     cfg = SamplingConfig(max_new_tokens=40, temperature=1.0)
     g = torch.Generator().manual_seed(0)
@@ -46,7 +55,8 @@ def test_replay_logprobs_equal_sampling_logprobs(policy, encoder):
         assert sum(c.num_evictions for c in comps) >= 6
     assert len({len(c.token_ids) for c in comps}) > 1 or all(len(c.token_ids) == 40 for c in comps)
     with torch.no_grad():
-        lp, _ = replay_logprobs(pte, comps, temperature=1.0, max_chunk=7)
+        lp, _ = replay_logprobs(pte, comps, temperature=1.0, max_chunk=max_chunk)
+    assert spans_an_event(comps, max_chunk) == (policy != "full" and max_chunk > 1)
     for b, c in enumerate(comps):
         got = lp[b, : len(c.token_ids)]
         want = torch.tensor(c.logprobs)

@@ -12,6 +12,7 @@ from conftest import tiny_llama
 
 from pte_cache import Full, LRUPromptKeep, PolicyConfig
 from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
+from pte_rl.replay import chunk_spans
 from pte_thought import IdentityConfig, IdentityEncoder, ProgressiveEncoder, ThoughtConfig
 
 PROMPTS = [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18], [20, 21, 22]]
@@ -103,6 +104,21 @@ def test_window_mode_is_close_to_exact_under_eviction():
     exact = replay_grad(pte, comps, "exact")
     cos_window, cos_chunk = cosine(replay_grad(pte, comps, "window"), exact), cosine(replay_grad(pte, comps, "chunk"), exact)
     assert cos_window > cos_chunk + 0.2, (cos_window, cos_chunk)
+
+
+@pytest.mark.parametrize("encoder", ["progressive", "none"])
+def test_exact_gradient_does_not_depend_on_chunking_through_events(encoder):
+    """The exact-mode gradient is one function of the completions: one token per pass (each event
+    between two passes) and passes spanning events (tokens evicted mid-pass, the LoRA state
+    switching mid-pass) give it to round-off. A deferred eviction hidden too late or too early,
+    or a token given the wrong state version, changes it at O(1)."""
+    pte = build(encoder)
+    comps = rollout(pte, LRUPromptKeep(PolicyConfig(cache_window=20, evict_ratio=0.25)), tokens=40)
+    steps = {step for c in comps for step, _ in c.schedule}
+    assert any(s < m < e for s, e in chunk_spans(comps, 40) for m in steps)
+    one = replay_grad(pte, comps, "exact", max_chunk=1)
+    spanning = replay_grad(pte, comps, "exact", max_chunk=40)
+    assert (spanning - one).abs().max() <= 1e-4 * one.abs().max(), (spanning - one).abs().max() / one.abs().max()
 
 
 def test_window_mode_logprobs_unchanged():

@@ -9,6 +9,11 @@ never has to match position order and nothing is re-rotated after an eviction.
 One forward pass is framed by :meth:`BoundedCache.step` (evict per the policy, then build the
 mask and positions for the incoming tokens) and :meth:`BoundedCache.commit` (drop pad slots).
 Buffers grow by doubling, so steady-state decoding never reallocates or concatenates.
+
+An eviction can also be deferred into the next forward pass (``evict(..., at=j)``): listeners
+hear it at once, the tokens stay visible to that pass's first ``j`` queries only, and leave at
+its commit. A replay chunk then spans the event exactly as sampling lived through it, token by
+token (the evicted K/V must already be stored, which the caller ensures).
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class BoundedCache(Cache):
         self.fed = 0  # tokens fed after the prompt
         self.events: list[EvictionEvent] = []
         self._pending: tuple[torch.Tensor, torch.Tensor, int] | None = None
+        self._deferred: list[tuple[torch.Tensor, int]] = []  # (slots [B, capacity], first query hidden from)
         self._flat: tuple | None = None  # see _flat_slots
         self._prefilled = False
 
@@ -120,6 +126,11 @@ class BoundedCache(Cache):
         real_at = torch.gather(real, 1, rel_c) & in_chunk  # [B, kv]
         i = offs[None, :, None]  # query index
         visible = old[:, None, :] | (real_at[:, None, :] & (rel[:, None, :] <= i))
+        for slots, at in self._deferred:  # gone for queries at and after the event's step
+            if at >= q:
+                raise ValueError(f"an eviction deferred to query {at} of a {q}-token forward pass")
+            gone = torch.nn.functional.pad(slots, (0, max(0, kv_len - slots.shape[1])))[:, :kv_len]
+            visible &= ~(gone[:, None, :] & (i >= at))
         visible |= rel[:, None, :] == i  # a pad query sees itself, so no row is all-masked
         mask = torch.zeros(visible.shape, dtype=dtype, device=device)
         mask.masked_fill_(~visible, torch.finfo(dtype).min)
@@ -139,35 +150,47 @@ class BoundedCache(Cache):
         if self._prefilled:
             self.fed += real.shape[1]
         self._prefilled = True
-        if bool(real.all()):
+        if bool(real.all()) and not self._deferred:
             self.lengths = self.lengths + real.shape[1]
         else:
             capacity = self.positions.shape[1]
             slot = torch.arange(capacity, device=real.device)[None, :]
             keep = slot < self.lengths[:, None]
+            for slots, _ in self._deferred:
+                keep &= ~torch.nn.functional.pad(slots, (0, capacity - slots.shape[1]))
+            self._deferred = []
             keep.scatter_(1, write, real)
             self._compact(keep)
         self.peak_lengths = torch.maximum(self.peak_lengths, self.lengths)
 
     # ----------------------------------------------------------------- eviction
-    def evict(self, slots: torch.Tensor) -> EvictionEvent:
-        """Evict ``slots`` ([batch, capacity-or-fewer] bool), notify listeners, return the event."""
+    def evict(self, slots: torch.Tensor, at: int = 0) -> EvictionEvent:
+        """Evict ``slots`` ([batch, capacity-or-fewer] bool), notify listeners, return the event.
+
+        ``at > 0`` defers it into the next forward pass: before that pass's query ``at`` (the
+        event's step is ``fed + at``), as if the pass had been cut there.
+        """
         capacity = self.positions.shape[1]
         if slots.shape[1] < capacity:
             slots = torch.nn.functional.pad(slots, (0, capacity - slots.shape[1]))
         slots = slots & (self.positions >= 0)
+        for earlier, _ in self._deferred:  # already leaving: not evicted twice
+            slots = slots & ~earlier
         counts = slots.sum(1)
         m = int(counts.max())
         order = torch.argsort((~slots).to(torch.int8), dim=1, stable=True)[:, :m]  # evicted first
         ev_mask = torch.arange(m, device=slots.device)[None, :] < counts[:, None]
         positions = torch.where(ev_mask, torch.gather(self.positions, 1, order), -1)
-        event = EvictionEvent(step=self.fed, positions=positions, mask=ev_mask)
+        event = EvictionEvent(step=self.fed + at, positions=positions, mask=ev_mask)
         if self.listeners:
             for buf_list, out in ((self.keys, event.keys), (self.values, event.values)):
                 for buf in buf_list:
                     taken = _take_slots(buf, order)
                     out.append(taken * ev_mask[:, None, :, None].to(taken.dtype))
-        self._compact(~slots & (self.positions >= 0))
+        if at > 0:
+            self._deferred.append((slots, at))
+        else:
+            self._compact(~slots & (self.positions >= 0))
         for listener in self.listeners:
             listener(event)
         # Listeners consume the evicted K/V now; the stored record keeps positions only, so a
@@ -176,8 +199,9 @@ class BoundedCache(Cache):
         self.events.append(event)
         return event
 
-    def evict_positions(self, positions: list[list[int]]) -> EvictionEvent | None:
-        """Evict the given absolute positions per row (replaying a recorded schedule)."""
+    def evict_positions(self, positions: list[list[int]], at: int = 0) -> EvictionEvent | None:
+        """Evict the given absolute positions per row (replaying a recorded schedule); ``at`` as
+        in :meth:`evict`."""
         if not any(positions):
             return None
         width = max(len(p) for p in positions)
@@ -186,10 +210,12 @@ class BoundedCache(Cache):
             wanted[b, : len(p)] = torch.tensor(p, dtype=torch.long)
         wanted = wanted.to(self.positions.device)
         slots = (self.positions[:, :, None] == wanted[:, None, :]).any(-1)
+        for earlier, _ in self._deferred:
+            slots &= ~earlier[:, : slots.shape[1]]
         missing = [b for b, p in enumerate(positions) if int(slots[b].sum()) != len(p)]
         if missing:
             raise ValueError(f"rows {missing}: positions to evict are not all in the cache")
-        return self.evict(slots)
+        return self.evict(slots, at)
 
     def _compact(self, keep: torch.Tensor) -> None:
         """Move kept slots to the front of every row, preserving arrival order."""

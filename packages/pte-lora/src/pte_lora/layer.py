@@ -1,7 +1,8 @@
 """The state-conditioned LoRA linear layer: y = W x + (alpha/r) A S B x.
 
 The layer knows nothing about how it is attached or saved. ``state`` is ``[batch, G, r]`` or
-None (identity, plain LoRA). Factors are kept in fp32 whatever the base dtype.
+None (identity, plain LoRA); :meth:`StateLoRALinear.set_pieces` gives token-dependent states
+(a replay chunk that spans an eviction event). Factors are kept in fp32 whatever the base dtype.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class StateLoRALinear(nn.Module):
     def state(self, value: torch.Tensor | None) -> None:
         self._state = value
         self._state_t = None  # never a stale transpose
+        self._pieces = None
 
     def set_state(self, state: torch.Tensor | None, state_t: torch.Tensor | None = None) -> None:
         """Set ``state`` with its contiguous transpose S^T ([batch, r, G]) when the caller has it:
@@ -62,12 +64,23 @@ class StateLoRALinear(nn.Module):
         self.state = state
         self._state_t = state_t
 
+    def set_pieces(self, pieces: list[tuple[int, torch.Tensor | None, torch.Tensor | None]]) -> None:
+        """Token-dependent states for ``[batch, q, d_in]`` inputs: ``pieces[v] = (first token,
+        state, its transpose or None)``, starts increasing from 0; each token uses the last piece
+        starting at or before it."""
+        self.state = None
+        ends = [start for start, _, _ in pieces[1:]] + [None]
+        self._pieces = [(start, end, None if s is None else (st if st is not None else s.mT))
+                        for (start, s, st), end in zip(pieces, ends)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.linear(x, self.base.weight, self.base.bias) if self._plain_base else self.base(x)
         if not self.enabled:
             return y
         z = F.linear(x if x.dtype == torch.float32 else x.float(), self.lora_A.weight)  # [..., r]
-        if self.state is not None:
+        if self._pieces is not None:
+            z = torch.cat([z[:, a:b] if st is None else torch.matmul(z[:, a:b], st) for a, b, st in self._pieces], 1)
+        elif self.state is not None:
             st = self._state_t if self._state_t is not None else self.state.mT
             z = torch.matmul(z, st) if z.dim() == 3 else torch.bmm(z[:, None], st)[:, 0]  # [..., G]
         if y.dtype == torch.float32:  # y + scaling * z B^T in one fused kernel

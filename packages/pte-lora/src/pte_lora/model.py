@@ -56,13 +56,24 @@ class LoRAModel:
 
     def set_states(self, states: list[torch.Tensor | None] | None) -> None:
         """Per decoder layer states for the next forward passes (None: identity everywhere)."""
-        transposed: dict[int, torch.Tensor] = {}  # each layer's S^T is made once, for all its projections
+        self.set_state_pieces(None if states is None else [(0, states)])
+
+    def set_state_pieces(self, pieces: list[tuple[int, list[torch.Tensor | None]]] | None) -> None:
+        """Token-dependent states: ``pieces[v] = (first token, per-layer states)``, starts
+        increasing from 0; token j of the next ``[batch, q]`` inputs uses the last piece that
+        starts at or before j. One piece is :meth:`set_states`."""
+        # each layer's S^T is made once per piece, for all its projections
+        transposed = [{i: s.mT.contiguous() for i, s in enumerate(states) if s is not None}
+                      for _, states in pieces or []]
         for name, module in self.modules.items():
             layer = self.layer_of[name]
-            s = None if states is None else states[layer]
-            if s is not None and layer not in transposed:
-                transposed[layer] = s.mT.contiguous()
-            module.set_state(s, transposed.get(layer) if s is not None else None)
+            if pieces is None:
+                module.set_state(None)
+            elif len(pieces) == 1:
+                module.set_state(pieces[0][1][layer], transposed[0].get(layer))
+            else:
+                module.set_pieces([(start, states[layer], t.get(layer))
+                                   for (start, states), t in zip(pieces, transposed)])
 
     @contextlib.contextmanager
     def disabled(self):

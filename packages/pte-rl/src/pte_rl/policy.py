@@ -104,11 +104,18 @@ class PTEModel:
         self.state_watchers.append(lambda state: made.append(make_listener(state)) or made[-1])
         return made
 
-    def forward(self, ids, real, cache: BoundedCache, state: ThoughtState | None, evict=True):
-        """Hidden states ``[batch, q, hidden]`` of ``ids`` given the cache (updated in place)."""
+    def forward(self, ids, real, cache: BoundedCache, state: ThoughtState | None, evict=True, pieces=None):
+        """Hidden states ``[batch, q, hidden]`` of ``ids`` given the cache (updated in place).
+
+        ``pieces``: token-dependent states instead of ``state.layers`` (see
+        ``LoRAModel.set_state_pieces``), for a pass that spans eviction events deferred into it.
+        """
         step = cache.step if evict else cache.prepare
         mask, positions = step(real, self.dtype)
-        self.lora.set_states(None if state is None else state.layers)
+        if pieces is not None:
+            self.lora.set_state_pieces(pieces)
+        else:
+            self.lora.set_states(None if state is None else state.layers)
         if self.lean is not None:
             hidden = self.lean(ids, mask, positions, cache)
         else:

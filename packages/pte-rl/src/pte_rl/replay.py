@@ -1,8 +1,10 @@
 """Recompute completion log-probs chunk by chunk under a recorded eviction schedule.
 
-Between two eviction events the cache content and the thought state are fixed, so a chunk is
-one teacher-forced forward over (kept cache + chunk). With unchanged weights this reproduces the
-sampling log-probs; with gradients, ``on_chunk`` receives each chunk's log-probs and returns its
+A chunk is one teacher-forced forward over (kept cache + chunk). It may span eviction events
+whose tokens were all fed before it: the cache hides them from the chunk's queries from the
+event's step on and the LoRA layers switch to the new thought state there (token-dependent
+states), exactly what sampling saw token by token; an event that evicts one of the chunk's own
+tokens starts a new chunk. With unchanged weights this reproduces the sampling log-probs; with gradients, ``on_chunk`` receives each chunk's log-probs and returns its
 loss. How far a chunk's loss reaches back is the ``graph`` mode:
 
 - ``"window"`` (default): the loss reaches every token the chunk attends to: the prompt and the
@@ -34,13 +36,24 @@ GRAPH_MODES = ("window", "chunk", "exact")
 
 
 def chunk_spans(completions: list[Completion], max_chunk: int) -> list[tuple[int, int]]:
-    """``(start, end)`` input spans: a new span at every event step and every ``max_chunk``."""
+    """``(start, end)`` input spans of at most ``max_chunk`` inputs each.
+
+    A span runs through an eviction event when every token the event evicts (in every row) was
+    fed before the span, so its K/V are stored when the span runs; otherwise the event starts a
+    new span. Input ``j`` of a row sits at absolute position ``len(prompt) + j``.
+    """
     n_inputs = max(len(c.token_ids) for c in completions) - 1
-    cuts = {0} | {step for c in completions for step, _ in c.schedule}
-    edges = sorted(s for s in cuts if s < n_inputs) + [n_inputs]
-    spans = []
-    for a, b in zip(edges, edges[1:]):
-        spans.extend((s, min(s + max_chunk, b)) for s in range(a, b, max_chunk))
+    newest: dict[int, int] = {}  # event step -> the latest input it evicts, over rows (prompt: < 0)
+    for c in completions:
+        for step, positions in c.schedule:
+            newest[step] = max(newest.get(step, -len(c.prompt_ids)), max(positions) - len(c.prompt_ids))
+    steps = sorted(newest)
+    spans, s = [], 0
+    while s < n_inputs:
+        e = min(s + max_chunk, n_inputs)
+        e = next((m for m in steps if s < m < e and newest[m] >= s), e)
+        spans.append((s, e))
+        s = e
     return spans
 
 
@@ -57,7 +70,7 @@ class _Forward:
         # per later forward: [B, q, L] one-hot map from its new tokens to these leaves (None: no
         # overlap); the same for every layer, so it is made once per pair, not once per leaf
         self.matches: dict[_Forward, torch.Tensor | None] = {}
-        self.state_version = 0  # the thought-state version it ran with (see ThoughtState.flush)
+        self.state_versions: set[int] = {0}  # the thought-state versions it used (see ThoughtState.flush)
 
     def match(self, target: _Forward) -> torch.Tensor | None:
         if target not in self.matches:
@@ -91,8 +104,8 @@ class GradTape:
             self.current.positions = positions.clone()
 
     # ---- called by replay
-    def close_forward(self, state_version: int = 0) -> None:
-        self.current.state_version = state_version
+    def close_forward(self, state_versions: set[int]) -> None:
+        self.current.state_versions = set(state_versions)
         if self.current.outs:
             self.live.append(self.current)
         self.current = _Forward()
@@ -206,16 +219,16 @@ def replay_logprobs(
         if entropy is not None:
             entropy[:, cols] = ent * mask
 
-    def forward(ids, real):
-        hidden = pte.forward(ids, real, cache, state, evict=False)
+    def forward(ids, real, pieces=None, versions=None):
+        hidden = pte.forward(ids, real, cache, state, evict=False, pieces=pieces)
         if tape is not None:
-            tape.close_forward(state.version)
+            tape.close_forward(versions or {state.version})
         return hidden
 
     def flush_states():
         # a state version's gradient is complete once no forward that used it can still be
         # backpropagated (chunk mode: each chunk is backpropagated at once)
-        live = {f.state_version for f in tape.live} if tape is not None else set()
+        live = set().union(*(f.state_versions for f in tape.live)) if tape is not None else set()
         state.flush(keep=live | {state.version})
 
     ids, real = left_pad([c.prompt_ids for c in completions], pad_id, device)
@@ -225,15 +238,28 @@ def replay_logprobs(
         with torch.set_grad_enabled(grad and mode != "chunk"):
             forward(ids[:, :-1], real[:, :-1])
     emit(forward(ids[:, -1:], real[:, -1:]), slice(0, 1))
+    steps = sorted(events)
     for s, e in chunk_spans(completions, max_chunk):
         if s in events:
             cache.evict_positions(events[s])
             if tape is not None:
                 tape.release_evicted(cache)
             flush_states()
+        # events inside the span: deferred to their step; the state each token uses, by version
+        inside = [m for m in steps if s < m < e]
+        pieces, versions = [(0, state.layers)], {state.version}
+        for m in inside:
+            cache.evict_positions(events[m], at=m - s)
+            if state.version not in versions:
+                pieces.append((m - s, state.layers))
+                versions.add(state.version)
         # input j is fed only if token j+1 exists, exactly as during sampling
-        hidden = forward(tokens[:, s:e], valid[:, s + 1 : e + 1])
+        hidden = forward(tokens[:, s:e], valid[:, s + 1 : e + 1], pieces if len(pieces) > 1 else None, versions)
         emit(hidden, slice(s + 1, e + 1))
+        if inside:  # those tokens left at the span's end: release their forwards, states
+            if tape is not None:
+                tape.release_evicted(cache)
+            flush_states()
     if tape is not None:
         tape.finish()
     state.flush()
