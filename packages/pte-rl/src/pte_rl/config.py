@@ -42,8 +42,9 @@ class TrainConfig(BaseModel):
         32, gt=0, description="Rows per rollout pass (decode streams the weights once per step, so wider is nearly free).")
     reference_sub_batch_size: int = Field(
         4, gt=0, description="Rows per full-cache reference pass (its cache grows with length).")
-    replay_sub_batch_size: int = Field(8, gt=0, description="Rows per replay pass with gradients (bounds backward memory).")
-    replay_chunk: int = Field(32, gt=0, description="Max tokens per replay chunk (bounds backward memory).")
+    replay_sub_batch_size: int = Field(4, gt=0, description="Rows per replay pass with gradients (bounds backward memory).")
+    replay_chunk: int = Field(64, gt=0, description="Max tokens per replay pass; passes run through eviction events "
+                              "(larger: fewer passes, more live activations).")
     replay_graph: Literal["window", "chunk", "exact"] = Field(
         "window", description="How far a chunk's loss reaches back in replay: window = the prompt and every "
         "cached token (memory bounded by the window); chunk = the chunk alone (cheapest, biased); exact = "

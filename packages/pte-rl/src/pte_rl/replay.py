@@ -38,22 +38,27 @@ GRAPH_MODES = ("window", "chunk", "exact")
 def chunk_spans(completions: list[Completion], max_chunk: int) -> list[tuple[int, int]]:
     """``(start, end)`` input spans of at most ``max_chunk`` inputs each.
 
-    A span runs through an eviction event when every token the event evicts (in every row) was
-    fed before the span, so its K/V are stored when the span runs; otherwise the event starts a
-    new span. Input ``j`` of a row sits at absolute position ``len(prompt) + j``.
+    The pieces between eviction events (cut every ``max_chunk``) are merged with the next while
+    the two fit in ``max_chunk`` and every token the event between them evicts (in every row) was
+    fed before the span, so its K/V are stored when the span runs. Merging whole pieces keeps the
+    spans aligned with the events: a span cut at some other token would hold its graph until a
+    later event evicts its last token (measured: +0.5 GB at 32-token spans on the default model)
+    for no fewer passes. Input ``j`` of a row sits at absolute position ``len(prompt) + j``.
     """
     n_inputs = max(len(c.token_ids) for c in completions) - 1
     newest: dict[int, int] = {}  # event step -> the latest input it evicts, over rows (prompt: < 0)
     for c in completions:
         for step, positions in c.schedule:
             newest[step] = max(newest.get(step, -len(c.prompt_ids)), max(positions) - len(c.prompt_ids))
-    steps = sorted(newest)
-    spans, s = [], 0
-    while s < n_inputs:
-        e = min(s + max_chunk, n_inputs)
-        e = next((m for m in steps if s < m < e and newest[m] >= s), e)
-        spans.append((s, e))
-        s = e
+    edges = sorted(s for s in {0} | set(newest) if s < n_inputs) + [n_inputs]
+    spans: list[tuple[int, int]] = []
+    for a, b in zip(edges, edges[1:]):
+        for s in range(a, b, max_chunk):
+            e = min(s + max_chunk, b)
+            if spans and s == a and e - spans[-1][0] <= max_chunk and newest.get(s, -1) < spans[-1][0]:
+                spans[-1] = (spans[-1][0], e)  # runs through the event at s
+            else:
+                spans.append((s, e))
     return spans
 
 
