@@ -280,3 +280,25 @@ def test_deferred_eviction_equals_cutting_the_forward_at_the_event():
     none, _ = run(True, evict=False)
     assert torch.allclose(none[:, :3], want[:, :3], atol=1e-5, rtol=0)
     assert (none[:, 3:] - want[:, 3:]).abs().amax((1, 2)).min() > 1e-3
+
+
+def test_deferred_eviction_refuses_what_would_move_its_slots():
+    """A deferred eviction names slots: an immediate eviction or a row selection before the pass
+    would move them (silently hiding other tokens), and a pass too short to reach it is refused
+    without leaving it pending."""
+    model = tiny("llama")
+    ids, mask = left_padded([5, 5])
+    cache = BoundedCache(None, model.config.num_hidden_layers)
+    am, pos = cache.step(mask)
+    model(ids, attention_mask=am, position_ids=pos, **{cache_argument(model): cache})
+    cache.commit()
+    slots = torch.zeros(2, cache.positions.shape[1], dtype=torch.bool)
+    slots[:, 0] = True
+    cache.evict(slots, at=2)
+    with pytest.raises(RuntimeError, match="deferred"):
+        cache.evict(slots)
+    with pytest.raises(RuntimeError, match="deferred"):
+        cache.select_rows(torch.tensor([0]))
+    with pytest.raises(ValueError, match="deferred to query 2 of a 2-token"):
+        cache.prepare(torch.ones(2, 2, dtype=torch.bool))
+    assert cache._deferred == []

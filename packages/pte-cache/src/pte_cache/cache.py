@@ -128,6 +128,7 @@ class BoundedCache(Cache):
         visible = old[:, None, :] | (real_at[:, None, :] & (rel[:, None, :] <= i))
         for slots, at in self._deferred:  # gone for queries at and after the event's step
             if at >= q:
+                self._deferred = []
                 raise ValueError(f"an eviction deferred to query {at} of a {q}-token forward pass")
             gone = torch.nn.functional.pad(slots, (0, max(0, kv_len - slots.shape[1])))[:, :kv_len]
             visible &= ~(gone[:, None, :] & (i >= at))
@@ -170,6 +171,8 @@ class BoundedCache(Cache):
         ``at > 0`` defers it into the next forward pass: before that pass's query ``at`` (the
         event's step is ``fed + at``), as if the pass had been cut there.
         """
+        if at == 0 and self._deferred:  # it would move the slots the deferred evictions name
+            raise RuntimeError("an immediate eviction while another is deferred to the next pass")
         capacity = self.positions.shape[1]
         if slots.shape[1] < capacity:
             slots = torch.nn.functional.pad(slots, (0, capacity - slots.shape[1]))
@@ -299,6 +302,8 @@ class BoundedCache(Cache):
 
     def select_rows(self, rows: torch.Tensor) -> None:
         """Keep only ``rows`` (e.g. drop finished sequences from a decode batch)."""
+        if self._deferred:
+            raise RuntimeError("select_rows while an eviction is deferred to the next pass")
         for name in ("positions", "lengths", "prompt_lengths", "next_position", "peak_lengths"):
             setattr(self, name, getattr(self, name)[rows])
         for buffers in (self.keys, self.values):

@@ -79,6 +79,8 @@ class StateLoRALinear(nn.Module):
             return y
         z = F.linear(x if x.dtype == torch.float32 else x.float(), self.lora_A.weight)  # [..., r]
         if self._pieces is not None:
+            if z.dim() != 3:
+                raise ValueError(f"token-dependent states need [batch, tokens, features] inputs, got {tuple(x.shape)}")
             z = torch.cat([z[:, a:b] if st is None else torch.matmul(z[:, a:b], st) for a, b, st in self._pieces], 1)
         elif self.state is not None:
             st = self._state_t if self._state_t is not None else self.state.mT

@@ -43,8 +43,8 @@ class TrainConfig(BaseModel):
     reference_sub_batch_size: int = Field(
         4, gt=0, description="Rows per full-cache reference pass (its cache grows with length).")
     replay_sub_batch_size: int = Field(4, gt=0, description="Rows per replay pass with gradients (bounds backward memory).")
-    replay_chunk: int = Field(64, gt=0, description="Max tokens per replay pass; passes run through eviction events "
-                              "(larger: fewer passes, more live activations).")
+    replay_chunk: int = Field(64, gt=0, description="Max tokens per replay pass; a pass may run through an eviction event "
+                              "that evicts only earlier tokens (larger: fewer passes, more live activations).")
     replay_graph: Literal["window", "chunk", "exact"] = Field(
         "window", description="How far a chunk's loss reaches back in replay: window = the prompt and every "
         "cached token (memory bounded by the window); chunk = the chunk alone (cheapest, biased); exact = "

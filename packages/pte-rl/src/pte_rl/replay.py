@@ -4,8 +4,9 @@ A chunk is one teacher-forced forward over (kept cache + chunk). It may span evi
 whose tokens were all fed before it: the cache hides them from the chunk's queries from the
 event's step on and the LoRA layers switch to the new thought state there (token-dependent
 states), exactly what sampling saw token by token; an event that evicts one of the chunk's own
-tokens starts a new chunk. With unchanged weights this reproduces the sampling log-probs; with gradients, ``on_chunk`` receives each chunk's log-probs and returns its
-loss. How far a chunk's loss reaches back is the ``graph`` mode:
+tokens starts a new chunk. With unchanged weights this reproduces the sampling log-probs; with
+gradients, ``on_chunk`` receives each chunk's log-probs and returns its loss. How far a chunk's
+loss reaches back is the ``graph`` mode:
 
 - ``"window"`` (default): the loss reaches every token the chunk attends to: the prompt and the
   generated tokens still in the cache. Each forward's graph is kept while its tokens are in the
@@ -49,6 +50,8 @@ def chunk_spans(completions: list[Completion], max_chunk: int) -> list[tuple[int
     newest: dict[int, int] = {}  # event step -> the latest input it evicts, over rows (prompt: < 0)
     for c in completions:
         for step, positions in c.schedule:
+            if not positions:
+                continue
             newest[step] = max(newest.get(step, -len(c.prompt_ids)), max(positions) - len(c.prompt_ids))
     edges = sorted(s for s in {0} | set(newest) if s < n_inputs) + [n_inputs]
     spans: list[tuple[int, int]] = []
