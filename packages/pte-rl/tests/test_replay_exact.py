@@ -263,9 +263,11 @@ def test_head_logprobs_equal_autograd_through_the_logits(dtype):
 def test_lean_mlp_product_keeps_two_intermediates_and_same_gradient():
     """pte_rl.lean._SiluGate: the same forward as transformers' MLP, the same gradient to
     fp32 round-off, and a third fewer intermediate-width bytes kept for backward."""
-    from pte_rl.lean import _mlp
+    from pte_rl.lean import LeanDecoder, _mlp
 
-    mlp = tiny_llama().model.layers[0].mlp
+    model = tiny_llama()
+    mlp = model.model.layers[0].mlp
+    silu = LeanDecoder(model).silu[0]  # what the lean forward decided for this layer
     x = torch.randn(4, 9, mlp.gate_proj.in_features, requires_grad=True)
     g = torch.randn(4, 9, mlp.down_proj.out_features)
 
@@ -279,7 +281,7 @@ def test_lean_mlp_product_keeps_two_intermediates_and_same_gradient():
         return y.detach(), x.grad.clone(), inter
 
     y_ref, g_ref, kept_ref = run(mlp)
-    y, gx, kept = run(lambda t: _mlp(mlp, t))
+    y, gx, kept = run(lambda t: _mlp(mlp, t, silu))
     assert torch.equal(y, y_ref)
     assert (gx - g_ref).abs().max() <= 1e-5 * g_ref.abs().max()
     assert kept_ref == 3 * 4 * 9 * mlp.gate_proj.out_features and kept == 2 * kept_ref // 3

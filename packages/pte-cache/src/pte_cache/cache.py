@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from transformers.cache_utils import Cache
 
 
@@ -130,8 +131,7 @@ class BoundedCache(Cache):
             if at >= q:
                 self._deferred = []
                 raise ValueError(f"an eviction deferred to query {at} of a {q}-token forward pass")
-            gone = torch.nn.functional.pad(slots, (0, max(0, kv_len - slots.shape[1])))[:, :kv_len]
-            visible &= ~(gone[:, None, :] & (i >= at))
+            visible &= ~(slots[:, None, :kv_len] & (i >= at))
         visible |= rel[:, None, :] == i  # a pad query sees itself, so no row is all-masked
         mask = torch.zeros(visible.shape, dtype=dtype, device=device)
         mask.masked_fill_(~visible, torch.finfo(dtype).min)
@@ -157,8 +157,8 @@ class BoundedCache(Cache):
             capacity = self.positions.shape[1]
             slot = torch.arange(capacity, device=real.device)[None, :]
             keep = slot < self.lengths[:, None]
-            for slots, _ in self._deferred:
-                keep &= ~torch.nn.functional.pad(slots, (0, capacity - slots.shape[1]))
+            if self._deferred:
+                keep &= ~self._leaving()
             self._deferred = []
             keep.scatter_(1, write, real)
             self._compact(keep)
@@ -175,10 +175,10 @@ class BoundedCache(Cache):
             raise RuntimeError("an immediate eviction while another is deferred to the next pass")
         capacity = self.positions.shape[1]
         if slots.shape[1] < capacity:
-            slots = torch.nn.functional.pad(slots, (0, capacity - slots.shape[1]))
+            slots = F.pad(slots, (0, capacity - slots.shape[1]))
         slots = slots & (self.positions >= 0)
-        for earlier, _ in self._deferred:  # already leaving: not evicted twice
-            slots = slots & ~earlier
+        if self._deferred:  # already leaving: not evicted twice
+            slots = slots & ~self._leaving()
         counts = slots.sum(1)
         m = int(counts.max())
         order = torch.argsort((~slots).to(torch.int8), dim=1, stable=True)[:, :m]  # evicted first
@@ -213,12 +213,16 @@ class BoundedCache(Cache):
             wanted[b, : len(p)] = torch.tensor(p, dtype=torch.long)
         wanted = wanted.to(self.positions.device)
         slots = (self.positions[:, :, None] == wanted[:, None, :]).any(-1)
-        for earlier, _ in self._deferred:
-            slots &= ~earlier[:, : slots.shape[1]]
+        if self._deferred:  # asking for a token already leaving is a missing position
+            slots &= ~self._leaving()
         missing = [b for b, p in enumerate(positions) if int(slots[b].sum()) != len(p)]
         if missing:
             raise ValueError(f"rows {missing}: positions to evict are not all in the cache")
         return self.evict(slots, at)
+
+    def _leaving(self) -> torch.Tensor:
+        """[B, capacity]: the slots of every deferred eviction (all masks have the capacity)."""
+        return torch.stack([slots for slots, _ in self._deferred]).any(0)
 
     def _compact(self, keep: torch.Tensor) -> None:
         """Move kept slots to the front of every row, preserving arrival order."""
@@ -331,7 +335,9 @@ class BoundedCache(Cache):
         if needed <= capacity:
             return
         new = max(needed, 2 * capacity)
-        self.positions = torch.nn.functional.pad(self.positions, (0, new - capacity), value=-1)
+        self.positions = F.pad(self.positions, (0, new - capacity), value=-1)
+        # deferred slot masks keep the capacity's width, so they combine with any slot mask as is
+        self._deferred = [(F.pad(slots, (0, new - capacity)), at) for slots, at in self._deferred]
         # Layer buffers grow lazily in update(), when the layer next runs.
 
 

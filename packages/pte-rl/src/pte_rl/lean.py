@@ -70,9 +70,10 @@ class _SiluGate(torch.autograd.Function):
 _SILU = ("SiLUActivation", "SiLU")  # transformers' and torch's SiLU modules
 
 
-def _mlp(mlp, x: torch.Tensor) -> torch.Tensor:
-    """The model's MLP; with gradients, the same function through :class:`_SiluGate`."""
-    if torch.is_grad_enabled() and type(mlp.act_fn).__name__ in _SILU:
+def _mlp(mlp, x: torch.Tensor, silu: bool) -> torch.Tensor:
+    """The model's MLP; with gradients and a SiLU activation, the same function through
+    :class:`_SiluGate`."""
+    if silu and torch.is_grad_enabled():
         return mlp.down_proj(_SiluGate.apply(mlp.gate_proj(x), mlp.up_proj(x)))
     return mlp(x)
 
@@ -90,6 +91,7 @@ class LeanDecoder:
         config = model.config
         self.embed, self.rotary, self.norm = inner.embed_tokens, inner.rotary_emb, inner.norm
         self.layers = list(inner.layers)
+        self.silu = [type(layer.mlp.act_fn).__name__ in _SILU for layer in self.layers]  # decided once
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
@@ -119,5 +121,5 @@ class LeanDecoder:
             o = o.reshape(batch, self.heads, length, self.head_dim).transpose(1, 2).reshape(batch, length, -1)
             h = h + attn.o_proj(o)
             x = _rms_norm(layer.post_attention_layernorm, h)
-            h = h + _mlp(layer.mlp, x)
+            h = h + _mlp(layer.mlp, x, self.silu[i])
         return _rms_norm(self.norm, h)

@@ -233,9 +233,12 @@ def replay_logprobs(
             tape.close_forward(versions or {state.version})
         return hidden
 
-    def flush_states():
-        # a state version's gradient is complete once no forward that used it can still be
-        # backpropagated (chunk mode: each chunk is backpropagated at once)
+    def evicted():
+        # backpropagate the forwards whose tokens all left; a state version's gradient is then
+        # complete once no forward that used it can still be backpropagated (chunk mode: each
+        # chunk is backpropagated at once)
+        if tape is not None:
+            tape.release_evicted(cache)
         live = set().union(*(f.state_versions for f in tape.live)) if tape is not None else set()
         state.flush(keep=live | {state.version})
 
@@ -250,9 +253,7 @@ def replay_logprobs(
     for s, e in chunk_spans(completions, max_chunk):
         if s in events:
             cache.evict_positions(events[s])
-            if tape is not None:
-                tape.release_evicted(cache)
-            flush_states()
+            evicted()
         # events inside the span: deferred to their step; the state each token uses, by version
         inside = [m for m in steps if s < m < e]
         pieces, versions = [(0, state.layers)], {state.version}
@@ -262,12 +263,10 @@ def replay_logprobs(
                 pieces.append((m - s, state.layers))
                 versions.add(state.version)
         # input j is fed only if token j+1 exists, exactly as during sampling
-        hidden = forward(tokens[:, s:e], valid[:, s + 1 : e + 1], pieces if len(pieces) > 1 else None, versions)
+        hidden = forward(tokens[:, s:e], valid[:, s + 1 : e + 1], pieces, versions)
         emit(hidden, slice(s + 1, e + 1))
-        if inside:  # those tokens left at the span's end: release their forwards, states
-            if tape is not None:
-                tape.release_evicted(cache)
-            flush_states()
+        if inside:  # those tokens left at the span's end
+            evicted()
     if tape is not None:
         tape.finish()
     state.flush()
