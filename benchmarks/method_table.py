@@ -38,13 +38,27 @@ from pte_rl.stats import wilson_interval  # noqa: E402
 METHODS = {
     "LoRA": ["--eviction", "full", "--encoder", "none"],
     "LoRA_c": ["--eviction", "lru-prompt-keep", "--encoder", "none"],
+    "Global-Only": ["--eviction", "lru-prompt-keep", "--encoder", "global-only"],
+    "#Global-0": ["--eviction", "lru-prompt-keep", "--encoder", "progressive", "-o", "encoder.init=zero"],
     "PTE": ["--eviction", "lru-prompt-keep", "--encoder", "progressive"],
 }
+# (a, b): report a - b paired over problems, and per seed
+PAIRS = (("PTE", "Global-Only"), ("PTE", "LoRA_c"), ("PTE", "#Global-0"), ("PTE", "Baseline"),
+         ("Global-Only", "LoRA_c"), ("LoRA_c", "Baseline"), ("LoRA", "Baseline"))
+MODE_NAMES = ("trained", "no-updates", "swapped")  # benchmarks/state_probe.py
+# the task (see the module docstring)
+DEFAULT_STEPS, DEFAULT_WINDOW, DEFAULT_MAX_NEW, DEFAULT_DATA_OPTIONS = 20, 54, 48, []
+
+
+def runs_of(correct: dict, method: str, budget: str) -> dict:
+    """seed label -> per-problem correctness of ``method`` at ``budget``."""
+    return {label: v for (label, b), v in correct.items()
+            if b == budget and (label == method or label.startswith(method + "-seed"))}
 
 
 def mean_over_seeds(correct: dict, method: str, budget: str) -> dict:
     """Per-problem accuracy of ``method`` at ``budget``, averaged over its seeds."""
-    runs = [v for (label, b), v in correct.items() if b == budget and (label == method or label.startswith(method + "-seed"))]
+    runs = list(runs_of(correct, method, budget).values())
     return {i: sum(r[i] for r in runs) / len(runs) for i in runs[0]}
 
 
@@ -57,6 +71,22 @@ def paired(a: dict, b: dict, z: float = 1.96) -> dict:
     return {"mean": round(mean, 4), "n": n, "ci95": [round(mean - z * se, 4), round(mean + z * se, 4)]}
 
 
+def per_seed(correct: dict, a: str, b: str, budget: str) -> dict:
+    """a - b accuracy seed by seed (a method with one run, e.g. Baseline, pairs with every seed)."""
+    ra, rb = runs_of(correct, a, budget), runs_of(correct, b, budget)
+    seeds = lambda runs: {k.rpartition("-seed")[2] if "-seed" in k else "*": v for k, v in runs.items()}  # noqa: E731
+    sa, sb = seeds(ra), seeds(rb)
+    keys = sorted(set(sa) & set(sb)) or sorted(set(sa) | set(sb))
+    out = {}
+    for k in keys:
+        x, y = sa.get(k, sa.get("*")), sb.get(k, sb.get("*"))
+        if x is None or y is None:
+            continue
+        out[k] = round((sum(x.values()) - sum(y.values())) / len(x), 4)
+    same = max(sum(v > 0 for v in out.values()), sum(v < 0 for v in out.values()))
+    return {"by_seed": out, "seeds_agreeing_in_sign": f"{same}/{len(out)}"}
+
+
 def pte(*args: str) -> None:
     print("+ pte " + " ".join(args), file=sys.stderr, flush=True)
     # the command's own output goes to stderr: stdout carries only this script's JSON and table
@@ -66,13 +96,16 @@ def pte(*args: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--window", type=int, default=54, help="Tight cache budget per row, prompt included "
-                    "(prompts are ~48-52 tokens: 54 leaves a few generated tokens in view).")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    ap.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="Tight cache budget per row, prompt included.")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--lora-seeds", type=int, nargs="+", default=[0], help="Seeds of LoRA with the full cache.")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--heldout", type=int, default=256, help="Held-out problems.")
-    ap.add_argument("--max-new-tokens", type=int, default=48)
-    ap.add_argument("--data-options", nargs="*", default=[], help="Extra `pte data arithmetic` options.")
+    ap.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW)
+    ap.add_argument("--data-options", nargs="*", default=DEFAULT_DATA_OPTIONS,
+                    help="`pte data arithmetic` options, e.g. --max-terms 3.")
+    ap.add_argument("--no-probe", action="store_true", help="Skip benchmarks/state_probe.py on the PTE adapters.")
     ap.add_argument("--out", default="runs/method-table")
     args = ap.parse_args()
 
@@ -90,22 +123,24 @@ def main() -> None:
     common = ["--max-new-tokens", str(args.max_new_tokens)]
     adapters = {"Baseline": "none"}
     peak, seconds = {}, {}
-    for method, flags in METHODS.items():
-        for seed in args.seeds:
+    for method in args.methods:
+        for seed in (args.lora_seeds if method == "LoRA" else args.seeds):
             run = out / f"{method}-seed{seed}"
             final = run / "checkpoints" / f"step-{args.steps:06d}" / "adapter"
             if not final.is_dir():
                 t = time.perf_counter()
                 window = [] if method == "LoRA" else ["--cache-window", str(args.window)]
-                pte("train", *flags, *window, *common, "--data", str(out / "train.jsonl"), "--max-steps",
-                    str(args.steps), "--seed", str(seed), "--output-dir", str(run), "--save-every", "0",
-                    "--no-tensorboard", "--resume")
+                pte("train", *METHODS[method], *window, *common, "--data", str(out / "train.jsonl"),
+                    "--eval-data", str(out / "heldout.jsonl"), "--eval-batch-size", "64", "--no-eval-full-cache",
+                    "--max-steps", str(args.steps), "--seed", str(seed), "--output-dir", str(run),
+                    "--save-every", "0", "--no-tensorboard", "--resume")
                 seconds[f"{method}-seed{seed}"] = round(time.perf_counter() - t)
             adapters[f"{method}-seed{seed}"] = str(final)
             lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
             peak[f"{method}-seed{seed}"] = max(x.get("peak_memory_mb", 0) for x in lines)
 
     results, correct = {}, {}
+    budgets = (str(args.window), "full")
     for label, adapter in adapters.items():
         folder = out / f"eval-{label}"
         pte("eval", "--dataset", str(out / "heldout.jsonl"), "--adapter", adapter, "--cache-window",
@@ -120,41 +155,71 @@ def main() -> None:
             n = stats["problems"]
             c = round(stats["pass@1"] * n)
             low, high = wilson_interval(c, n)
-            results[label][budget] = {"accuracy": c / n, "n": n, "ci95": [round(low, 3), round(high, 3)]}
+            results[label][budget] = {"accuracy": c / n, "n": n, "ci95": [round(low, 3), round(high, 3)],
+                                      "evictions_per_completion": round(stats["evictions_per_completion"], 2),
+                                      "evicted_tokens_per_event": round(stats.get("evicted_tokens_per_event", 0), 2)}
 
-    methods = ["Baseline"] + [m for m in METHODS]
-    table = ["| method | cache window " + str(args.window) + " | full cache | peak train RSS |", "|---|---:|---:|---:|"]
+    methods = [m for m in ["Baseline", *METHODS] if any(k == m or k.startswith(m + "-seed") for k in results)]
+    seeds = sorted({k.rpartition("-seed")[2] for k in results if "-seed" in k}, key=int)
+    table = [f"| method | window {args.window}: mean | " + " | ".join(f"seed {s}" for s in seeds)
+             + " | full cache: mean | peak train RSS |", "|---|---:|" + "---:|" * len(seeds) + "---:|---:|"]
     summary = {}
     for m in methods:
         labels = [k for k in results if k == m or k.startswith(m + "-seed")]
         row = {}
-        for budget in (str(args.window), "full"):
+        for budget in budgets:
             acc = [results[k][budget]["accuracy"] for k in labels]
             n = sum(results[k][budget]["n"] for k in labels)
             c = sum(results[k][budget]["accuracy"] * results[k][budget]["n"] for k in labels)
             low, high = wilson_interval(c, n)
-            row[budget] = {"accuracy": sum(acc) / len(acc), "n": n, "ci95": [round(low, 3), round(high, 3)]}
+            row[budget] = {"accuracy": sum(acc) / len(acc), "n": n, "ci95": [round(low, 3), round(high, 3)],
+                           "by_seed": {k.rpartition("-seed")[2] if "-seed" in k else "*": results[k][budget]["accuracy"]
+                                       for k in labels}}
         mem = [peak[k] for k in labels if k in peak]
         row["peak_train_rss_mb"] = round(max(mem)) if mem else None
         summary[m] = row
-        cells = [f"{row[b]['accuracy'] * 100:.1f} [{row[b]['ci95'][0] * 100:.0f}, {row[b]['ci95'][1] * 100:.0f}]"
-                 for b in (str(args.window), "full")]
-        table.append(f"| {m} | {cells[0]} | {cells[1]} | {row['peak_train_rss_mb'] or '-'} MB |"
-                     if row["peak_train_rss_mb"] else f"| {m} | {cells[0]} | {cells[1]} | - |")
+        w = row[budgets[0]]
+        by_seed = [f"{w['by_seed'][s] * 100:.1f}" if s in w["by_seed"] else "-" for s in seeds]
+        table.append(f"| {m} | {w['accuracy'] * 100:.1f} [{w['ci95'][0] * 100:.0f}, {w['ci95'][1] * 100:.0f}] | "
+                     + " | ".join(by_seed) + f" | {row['full']['accuracy'] * 100:.1f} | "
+                     + (f"{row['peak_train_rss_mb']} MB |" if row["peak_train_rss_mb"] else "- |"))
     # Paired differences: the same held-out problems for every method, so per-problem differences
-    # (each method averaged over its seeds) give a much tighter interval than two separate ones.
+    # (each method averaged over its seeds) give a much tighter interval than two separate ones;
+    # the per-seed differences say whether the seeds agree.
     pairs = {}
-    for a, b in (("PTE", "LoRA_c"), ("PTE", "Baseline"), ("LoRA_c", "Baseline"), ("LoRA", "Baseline")):
-        for budget in (str(args.window), "full"):
-            pairs[f"{a} - {b} @ {budget}"] = paired(mean_over_seeds(correct, a, budget),
-                                                     mean_over_seeds(correct, b, budget))
-    table += ["", "| paired difference (points) | mean | 95% CI |", "|---|---:|---:|"]
-    table += [f"| {k} | {v['mean'] * 100:+.1f} | [{v['ci95'][0] * 100:+.1f}, {v['ci95'][1] * 100:+.1f}] |"
-              for k, v in pairs.items()]
+    for a, b in PAIRS:
+        if a not in methods or b not in methods:
+            continue
+        for budget in budgets:
+            pairs[f"{a} - {b} @ {budget}"] = {**paired(mean_over_seeds(correct, a, budget),
+                                                       mean_over_seeds(correct, b, budget)),
+                                              **per_seed(correct, a, b, budget)}
+    table += ["", "| paired difference (points) | mean | 95% CI | seeds agreeing |", "|---|---:|---:|---:|"]
+    table += [f"| {k} | {v['mean'] * 100:+.1f} | [{v['ci95'][0] * 100:+.1f}, {v['ci95'][1] * 100:+.1f}] | "
+              f"{v['seeds_agreeing_in_sign']} |" for k, v in pairs.items()]
+    eviction = {k: {f: v[budgets[0]][f] for f in ("evictions_per_completion", "evicted_tokens_per_event")}
+                for k, v in results.items()}
+    probes = {}
+    if not args.no_probe:
+        for label, adapter in adapters.items():
+            if label.startswith("PTE-seed"):
+                done = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "state_probe.py"),
+                                       "--adapter", adapter, "--dataset", str(out / "heldout.jsonl"),
+                                       "--limit", str(args.heldout), "--cache-window", str(args.window),
+                                       "--max-new-tokens", str(args.max_new_tokens)],
+                                      check=True, capture_output=True, text=True)
+                probes[label] = json.loads(done.stdout.strip().splitlines()[-1])["modes"]
+        if probes:
+            table += ["", "| probe (PTE, window) | " + " | ".join(MODE_NAMES) + " |", "|---|" + "---:|" * len(MODE_NAMES)]
+            for label, modes in probes.items():
+                table.append(f"| {label} accuracy | " + " | ".join(f"{modes[m]['accuracy'] * 100:.1f}" for m in MODE_NAMES) + " |")
+                table.append(f"| {label} log-lik | " + " | ".join(
+                    f"{modes[m]['mean_loglik_of_trained_completions']:.3f}" for m in MODE_NAMES) + " |")
     report = ["report", *(str(out / f"eval-{k}") for k in adapters), *(x for k in adapters for x in ("--label", k)),
               "--output", str(out / "report.md"), "--plot", str(out / "accuracy.png")]
     pte(*report)
-    print(json.dumps({"machine": machine(), "settings": vars(args), "methods": summary, "paired": pairs, "per_run": results,
+    print(json.dumps({"machine": machine(), "settings": vars(args), "methods": summary, "paired": pairs,
+                      "per_run": results, "eviction_at_window": eviction, "probe": probes,
                       "train_seconds": seconds, "report": "pte " + " ".join(report)}))
     print("\n".join(table))
 

@@ -60,6 +60,28 @@ def test_missing_model_errors_cleanly(tmp_path):
     assert res.returncode == 2 and "no config.json" in res.stderr
 
 
+def _spread_reward(folder):
+    """A reward with spread in every group on a random model (the character length of the
+    completion, scaled), so no step is skipped and every step moves the adapter and encoder."""
+    path = folder / "spread.py"
+    if not path.exists():
+        path.write_text("def spread(completions, answers, **columns):\n"
+                        "    return [len(c) / 100.0 for c in completions]\n")
+    return f"{path}:spread"
+
+
+def _spread_args(model_dir, out, steps, folder, *extra):
+    """``_train_args`` with the spread reward (and no math-reward options)."""
+    args = [a for a in _train_args(model_dir, out, steps) if a not in ("-o", "reward.workers=0")]
+    return [*args, "--reward", _spread_reward(folder), *extra]
+
+
+def _no_step_skipped(run, steps):
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    trained = [x for x in lines if "skipped_step" in x]
+    assert len(trained) == steps and all(x["skipped_step"] == 0 and x["grad_norm"] > 0 for x in trained), trained
+
+
 def _train_args(model_dir, out, steps, *extra):
     return ["train", "--model", str(model_dir), "--output-dir", str(out), "--max-steps", str(steps),
             "--prompts-per-step", "2", "--group-size", "2", "--max-new-tokens", "24", "--no-tensorboard",
@@ -72,13 +94,17 @@ def test_train_tiny_model_then_generate_with_adapter(tiny_model_dir, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     # step 0: the built-in held-out set before training; the last step carries the eval after it
     assert [x["step"] for x in lines] == [0, 1, 2] and "reward" in lines[1]
-    assert lines[0]["eval/n"] == 64 and "eval/accuracy" in lines[2] and "eval/accuracy" not in lines[1]
-    assert f"held-out accuracy {lines[0]['eval/accuracy']:.3f} -> {lines[2]['eval/accuracy']:.3f}" in res.stdout
+    assert lines[0]["eval/n"] == lines[0]["eval_full/n"] == 128
+    assert "eval/accuracy" in lines[2] and "eval/accuracy" not in lines[1]
+    for prefix, where in (("eval/", "training cache"), ("eval_full/", "full cache")):
+        before, after = lines[0][prefix + "accuracy"], lines[2][prefix + "accuracy"]
+        assert f"{before:.3f} -> {after:.3f} [" in res.stdout and f"] under the {where}" in res.stdout
+    assert "eviction events, " in res.stdout and " tokens per event" in res.stdout
     adapter = tmp_path / "run" / "checkpoints" / "step-000002" / "adapter"
     assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "thought_encoder.safetensors").is_file()
     res = run_pte("generate", "--model", str(tiny_model_dir), "--adapter", str(adapter), "--prompt", "hi",
-                  "--max-new-tokens", "5", "--json")
-    assert json.loads(res.stdout)["num_new_tokens"] <= 5
+                  "--max-new-tokens", "5", "--min-new-tokens", "5", "--json")
+    assert json.loads(res.stdout)["num_new_tokens"] == 5
     res = run_pte("generate", "--model", str(tiny_model_dir), "--adapter", str(adapter), "--encoder", "none",
                   "--prompt", "hi", check=False)
     assert res.returncode == 2 and "conflicts with the adapter" in res.stderr
@@ -175,11 +201,10 @@ def test_train_with_a_reward_function_from_a_file(tiny_model_dir, tmp_path):
 
 
 def test_config_json_repeats_the_run_bit_for_bit(tiny_model_dir, tmp_path):
-    run_pte(*_train_args(tiny_model_dir, tmp_path / "a", 2, "--seed", "3", "--temperature", "0.9"))
+    run_pte(*_spread_args(tiny_model_dir, tmp_path / "a", 2, tmp_path, "--seed", "3", "--temperature", "0.9"))
     run_pte("train", "--config", str(tmp_path / "a" / "config.json"), "--output-dir", str(tmp_path / "b"))
-    a = _adapter(tmp_path / "a", 2)
-    b = _adapter(tmp_path / "b", 2)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    _no_step_skipped(tmp_path / "a", 2)
+    _same_adapters(tmp_path / "a", tmp_path / "b", 2)
     cfg = json.loads((tmp_path / "b" / "config.json").read_text())
     assert cfg["train"]["seed"] == 3 and cfg["train"]["temperature"] == 0.9
     # what --dtype auto became is stated in the config and in every metrics line
@@ -210,7 +235,9 @@ def test_train_and_eval_on_own_columns_and_chat_message_prompts(tiny_model_dir, 
     assert "pte train: steps 0->1" in res.stdout
     res = run_pte("eval", "--model", str(tiny_model_dir), "--dataset", str(data), "--prompt-field", "q",
                   "--answer-field", "a", "--max-new-tokens", "4", "-o", "reward.workers=0")
-    assert "d " in res.stdout or "overall" in res.stdout
+    import re
+
+    assert re.search(r"^d\s+\d+\.\d$", res.stdout, re.M), res.stdout  # a row for dataset d with its pass@1
     res = run_pte(*_train_args(tiny_model_dir, tmp_path / "r2", 1, "--data", str(data)), check=False)
     assert res.returncode == 2 and f"{data}:1: field 'prompt' missing" in res.stderr
 
@@ -261,12 +288,22 @@ def test_bad_training_data_refuses_to_start(tiny_model_dir, tmp_path):
 
 
 def test_torchrun_two_processes_gloo(tiny_model_dir, tmp_path):
-    res = run_pte(*_train_args(tiny_model_dir, tmp_path / "ddp", 2, "--nproc-per-node", "2"), timeout=900)
+    res = run_pte(*_spread_args(tiny_model_dir, tmp_path / "ddp", 2, tmp_path, "--nproc-per-node", "2",
+                                "--eval-data", str(_heldout(tmp_path, 7))), timeout=900)
     assert "pte train: steps 0->2" in res.stdout
     lines = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
-    assert [x["step"] for x in lines] == [0, 1, 2] and all(x["grad_norm"] >= 0 for x in lines[1:])
-    assert lines[0]["eval/n"] == lines[2]["eval/n"] == 64  # each rank scored a shard; counts summed
+    assert [x["step"] for x in lines] == [0, 1, 2]
+    _no_step_skipped(tmp_path / "ddp", 2)
+    # each rank scored a shard (4 and 3 rows), counts summed, under both caches
+    assert lines[0]["eval/n"] == lines[2]["eval/n"] == lines[2]["eval_full/n"] == 7
     assert (tmp_path / "ddp" / "checkpoints" / "step-000002" / "adapter").is_dir()
+
+
+def _heldout(folder, n):
+    path = folder / f"held-{n}.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(n)))
+    return path
 
 
 def test_reward_failing_on_one_rank_ends_the_job(tiny_model_dir, tmp_path):
@@ -298,9 +335,10 @@ def test_ranks_decoding_very_different_lengths_finish(tiny_model_dir, tmp_path):
 
 
 def test_two_rank_run_killed_and_resumed_equals_straight_run(tiny_model_dir, tmp_path):
-    run_pte(*_train_args(tiny_model_dir, tmp_path / "straight", 3, "--nproc-per-node", "2"), timeout=600)
+    run_pte(*_spread_args(tiny_model_dir, tmp_path / "straight", 3, tmp_path, "--nproc-per-node", "2"), timeout=600)
+    _no_step_skipped(tmp_path / "straight", 3)
     killed = tmp_path / "killed"
-    args = _train_args(tiny_model_dir, killed, 3, "--save-every", "1", "--nproc-per-node", "2")
+    args = _spread_args(tiny_model_dir, killed, 3, tmp_path, "--save-every", "1", "--nproc-per-node", "2")
     proc = subprocess.Popen([sys.executable, "-m", "pte_cli", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                             start_new_session=True)
@@ -312,21 +350,30 @@ def test_two_rank_run_killed_and_resumed_equals_straight_run(tiny_model_dir, tmp
     proc.wait()
     assert ckpt.exists()
     assert not (killed / "checkpoints" / "step-000003").exists(), "finished before the kill; proves nothing"
-    res = run_pte(*_train_args(tiny_model_dir, killed, 3, "--save-every", "1", "--nproc-per-node", "2",
-                               "--resume"), timeout=600)
+    res = run_pte(*_spread_args(tiny_model_dir, killed, 3, tmp_path, "--save-every", "1", "--nproc-per-node", "2",
+                                "--resume"), timeout=600)
     assert "->3" in res.stdout
-    a, b = _adapter(tmp_path / "straight", 3), _adapter(killed, 3)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    _same_adapters(tmp_path / "straight", killed, 3)
 
 
-def _adapter(run, step=4):
-    return load_file(str(run / "checkpoints" / f"step-{step:06d}" / "adapter" / "adapter_model.safetensors"))
+def _adapter(run, step=4, name="adapter_model.safetensors"):
+    return load_file(str(run / "checkpoints" / f"step-{step:06d}" / "adapter" / name))
+
+
+def _same_adapters(a, b, step):
+    """Both adapter files bit-identical, and both really trained (not their seeded start)."""
+    for name in ("adapter_model.safetensors", "thought_encoder.safetensors"):
+        x, y = _adapter(a, step, name), _adapter(b, step, name)
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x), name
+    lora = _adapter(a, step)
+    assert any(k.endswith("lora_A.weight") and bool(v.abs().max() > 0) for k, v in lora.items())  # A starts at 0
 
 
 def test_sigkill_then_resume_equals_straight_run(tiny_model_dir, tmp_path):
-    run_pte(*_train_args(tiny_model_dir, tmp_path / "straight", 4))
+    run_pte(*_spread_args(tiny_model_dir, tmp_path / "straight", 4, tmp_path))
+    _no_step_skipped(tmp_path / "straight", 4)
     killed = tmp_path / "killed"
-    args = _train_args(tiny_model_dir, killed, 4, "--save-every", "1")
+    args = _spread_args(tiny_model_dir, killed, 4, tmp_path, "--save-every", "1")
     proc = subprocess.Popen([sys.executable, "-m", "pte_cli", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     ckpt = killed / "checkpoints" / "step-000002"
@@ -338,7 +385,6 @@ def test_sigkill_then_resume_equals_straight_run(tiny_model_dir, tmp_path):
     assert ckpt.exists()
     done = sorted(p.name for p in (killed / "checkpoints").iterdir() if p.name.startswith("step-"))
     assert "step-000004" not in done, "the run finished before it was killed; the test proves nothing"
-    res = run_pte(*_train_args(tiny_model_dir, killed, 4, "--save-every", "1", "--resume"))
+    res = run_pte(*_spread_args(tiny_model_dir, killed, 4, tmp_path, "--save-every", "1", "--resume"))
     assert "pte train: steps" in res.stdout and "->4" in res.stdout
-    a, b = _adapter(tmp_path / "straight"), _adapter(killed)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    _same_adapters(tmp_path / "straight", killed, 4)

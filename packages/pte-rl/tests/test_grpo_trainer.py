@@ -1,5 +1,6 @@
 """GRPO maths against hand computations, and one real training step on a tiny model."""
 
+import json
 import math
 
 import pytest
@@ -119,20 +120,36 @@ def make_trainer(tmp_path, **overrides):
                    problems, cfg, manifest, eos=[3], prompt_ids=prompt_ids, progress=False)
 
 
-@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])
-def test_training_step_updates_adapter_only(tmp_path, loss_type):
-    trainer = make_trainer(tmp_path, loss_type=loss_type, num_iterations=2)
-    base = {n: p.clone() for n, p in trainer.pte.model.named_parameters() if "lora_" not in n}
-    adapter = [p.clone() for p in trainer.params]
-    metrics = trainer.step(0)
-    for key in ("reward", "kl", "entropy", "loss", "grad_norm", "evictions_per_completion", "peak_memory_mb",
-                "completions/clipped_ratio", "frac_reward_zero_std", "reward/has-7/mean"):
-        assert key in metrics and math.isfinite(metrics[key]), key
-    assert metrics["evictions_per_completion"] > 0
-    assert any(not torch.equal(a, p) for a, p in zip(adapter, trainer.params))
-    for n, p in trainer.pte.model.named_parameters():
-        if "lora_" not in n:
-            assert torch.equal(p, base[n]), n
+def test_training_step_updates_adapter_only_and_loss_types_differ(tmp_path):
+    """Every loss type moves only the adapter; on the same rollouts the three give different
+    gradients (each averages token losses its own way), so a loss_type that is ignored fails."""
+    grads = {}
+    for loss_type in ("grpo", "dr_grpo", "dapo"):
+        trainer = make_trainer(tmp_path / loss_type, loss_type=loss_type, num_iterations=2)
+        base = {n: p.clone() for n, p in trainer.pte.model.named_parameters() if "lora_" not in n}
+        adapter = [p.clone() for p in trainer.params]
+        trainer.optimizer.step = lambda: None  # keep the first iteration's gradient for comparison
+        metrics = trainer.step(0)
+        for key in ("reward", "kl", "entropy", "loss", "grad_norm", "evictions_per_completion",
+                    "state_updates_per_completion", "evicted_tokens_per_event", "peak_memory_mb",
+                    "completions/clipped_ratio", "frac_reward_zero_std", "reward/has-7/mean"):
+            assert key in metrics and math.isfinite(metrics[key]), key
+        assert metrics["skipped_step"] == 0 and metrics["grad_norm"] > 0
+        assert metrics["evictions_per_completion"] > 0 and metrics["evicted_tokens_per_event"] >= 1
+        assert metrics["state_updates_per_completion"] == metrics["evictions_per_completion"]
+        grads[loss_type] = torch.cat([p.grad.flatten() for p in trainer.params])
+        for n, p in trainer.pte.model.named_parameters():
+            if "lora_" not in n:
+                assert torch.equal(p, base[n]), n
+        assert all(torch.equal(a, p) for a, p in zip(adapter, trainer.params))  # optimizer.step was held
+        fresh = make_trainer(tmp_path / (loss_type + "-moves"), loss_type=loss_type)
+        before = [p.clone() for p in fresh.params]
+        fresh.step(0)
+        assert any(not torch.equal(a, p) for a, p in zip(before, fresh.params))
+    for a, b in (("grpo", "dr_grpo"), ("grpo", "dapo"), ("dr_grpo", "dapo")):
+        cos = float(torch.nn.functional.cosine_similarity(grads[a], grads[b], dim=0))
+        assert not torch.allclose(grads[a], grads[b], rtol=1e-3, atol=0), (a, b)
+        assert cos > 0.5, (a, b, cos)  # the same direction of improvement, weighted differently
 
 
 def test_pi_old_is_the_first_replay_not_the_sampler(tmp_path):
@@ -242,7 +259,8 @@ def test_trainer_state_with_pickled_code_is_refused_not_run(tmp_path):
 def test_completions_log_checkpoint_pruning_and_warnings(tmp_path, capsys):
     import json
 
-    trainer = make_trainer(tmp_path, max_steps=4, save_every=1, save_total_limit=2, log_completions=3)
+    trainer = make_trainer(tmp_path, max_steps=4, save_every=1, save_total_limit=2, log_completions=3,
+                           max_new_tokens=2)  # short enough that some steps hit the limit
     trainer.train()
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["step-000003", "step-000004"]  # the newest two, nothing half-written left
@@ -254,9 +272,11 @@ def test_completions_log_checkpoint_pruning_and_warnings(tmp_path, capsys):
     assert rows[0]["prompt"] != rows[1]["prompt"]  # the first completion of each group first
     clipped = [json.loads(x)["completions/clipped_ratio"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     warned = capsys.readouterr().out.count("hit --max-new-tokens")
+    assert sum(c >= 0.9 for c in clipped) >= 1, clipped  # otherwise the check below is 0 == 0
     assert warned == sum(c >= 0.9 for c in clipped), (warned, clipped)
     # resume from step 3: the completions of step 4 are redone, not duplicated
-    resumed = make_trainer(tmp_path, max_steps=4, save_every=1, save_total_limit=2, log_completions=3, resume=True)
+    resumed = make_trainer(tmp_path, max_steps=4, save_every=1, save_total_limit=2, log_completions=3, resume=True,
+                           max_new_tokens=2)
     (tmp_path / "checkpoints" / "step-000004").rename(tmp_path / "checkpoints" / "gone")
     resumed.train()
     steps = [json.loads(x)["step"] for x in (tmp_path / "completions.jsonl").read_text().splitlines()]
@@ -270,3 +290,21 @@ def test_warning_when_every_group_is_flat(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("every group had zero reward spread") == 1  # once, not every step
     assert "hit --max-new-tokens (2)" in out
+
+
+def test_idle_thought_state_is_reported_once_with_the_numbers(tmp_path, capsys):
+    """A progressive encoder whose cache never fills says so at the end of the run, once, with the
+    window and the longest row; a run that evicts says nothing."""
+    trainer = make_trainer(tmp_path / "idle", max_steps=2, max_new_tokens=4)  # 4 + 4 tokens < window 14
+    trainer.train()
+    out = capsys.readouterr().out
+    assert out.count("the cache never filled: the thought state never updated") == 1, out
+    import re
+
+    longest = re.search(r"window 14 tokens, prompt included; longest row (\d+) tokens", out)
+    assert longest and 5 <= int(longest.group(1)) <= 8, out  # a 4-token prompt + at most 4 new tokens
+    lines = [json.loads(x) for x in (tmp_path / "idle" / "metrics.jsonl").read_text().splitlines()]
+    assert all(x["evictions_per_completion"] == 0 == x["state_updates_per_completion"] for x in lines)
+    trainer = make_trainer(tmp_path / "busy", max_steps=1)  # 24 new tokens: evicts
+    trainer.train()
+    assert "thought state" not in capsys.readouterr().out

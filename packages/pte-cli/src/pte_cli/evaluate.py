@@ -100,6 +100,9 @@ def summarize(samples: list[dict], k: int) -> dict:
             "mean_length": sum(s["num_tokens"] for s in flat) / len(flat),
             "truncation_rate": sum(s["truncated"] for s in flat) / len(flat),
             "evictions_per_completion": sum(s["num_evictions"] for s in flat) / len(flat),
+            "state_updates_per_completion": sum(s.get("num_state_updates", 0) for s in flat) / len(flat),
+            "evicted_tokens_per_event": (sum(s.get("evicted_tokens", 0) for s in flat)
+                                         / max(1, sum(s["num_evictions"] for s in flat))),
             "problems": len(per_problem),
             "samples": len(flat),
         }
@@ -189,7 +192,8 @@ def run_eval(choices, kw):
                          "answer": r["answer"], "completion": text, "reward": totals[j],
                          "reward_reason": "; ".join(reasons) or None, "num_tokens": len(c.token_ids),
                          "truncated": not c.finished, "num_evictions": c.num_evictions,
-                         "max_cache_tokens": c.max_cache_tokens}
+                         "num_state_updates": c.num_state_updates, "evicted_tokens": c.evicted_tokens,
+                         "max_cache_tokens": c.max_cache_tokens, "prompt_tokens": len(c.prompt_ids)}
                     samples.append(s)
                     if sink is not None:
                         sink.write(jsonl_line(s))
@@ -217,7 +221,26 @@ def run_eval(choices, kw):
     if out is not None:
         write_json_atomic(out / "results.json", report)
     click.echo(format_table(summary, budgets, kw["samples"]))
+    _note_idle_states(pte.encoder, choices, samples, budgets)
     return report
+
+
+def _note_idle_states(encoder, choices, samples: list[dict], budgets: list[str]) -> None:
+    """Say once per bounded budget where the thought state hardly ever updated."""
+    from pte_rl.rollout import idle_state_note
+
+    for budget in budgets:
+        rows = [s for s in samples if s["budget"] == budget]
+        if budget == "full" or not rows:
+            continue
+        n = len(rows)
+        events = sum(s["num_evictions"] for s in rows)
+        rates = {"evictions_per_completion": events / n}
+        longest_prompt = max(s.get("prompt_tokens", 0) for s in rows)
+        longest_row = max(s.get("prompt_tokens", 0) + s["num_tokens"] for s in rows)
+        note = idle_state_note(encoder, _policy(choices, budget), rates, longest_prompt, longest_row)
+        if note:
+            click.echo(f"warning: cache window {budget}: {note}", err=True)
 
 
 def _policy(choices, budget):

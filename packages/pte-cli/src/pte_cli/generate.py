@@ -64,11 +64,13 @@ def run_generate(choices, texts, *, adapter, explicit_encoder, max_new_tokens, m
     stop = eos_ids(pte.model, tokenizer)
     generator = torch.Generator(device=pte.device).manual_seed(seed)
     total = len(prompts) * max_new_tokens
+    everything = []
     bar = tqdm(total=total, unit="tok", disable=None, file=sys.stderr, desc="generate", leave=False)
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
         done = sample(pte, batch, policy, sampling, stop, pad_id=tokenizer.pad_token_id,
                       generator=generator, progress=bar.update)
+        everything += done
         for text, c in zip(texts[start : start + batch_size], done):
             completion = tokenizer.decode(c.token_ids, skip_special_tokens=True)
             if as_json:
@@ -78,6 +80,7 @@ def run_generate(choices, texts, *, adapter, explicit_encoder, max_new_tokens, m
                     "num_new_tokens": len(c.token_ids),
                     "num_evictions": c.num_evictions,
                     "num_state_updates": c.num_state_updates,
+                    "evicted_tokens": c.evicted_tokens,
                     "max_cache_tokens": c.max_cache_tokens,
                     "prompt_tokens": len(c.prompt_ids),
                     "finished": c.finished,
@@ -90,3 +93,10 @@ def run_generate(choices, texts, *, adapter, explicit_encoder, max_new_tokens, m
                     err=True,
                 )
     bar.close()
+    from pte_rl.rollout import eviction_counts, eviction_rates, idle_state_note
+
+    note = idle_state_note(pte.encoder, policy, eviction_rates(eviction_counts(everything)),
+                           max(len(c.prompt_ids) for c in everything),
+                           max(len(c.prompt_ids) + len(c.token_ids) for c in everything))
+    if note:
+        click.echo(f"warning: {note}", err=True)

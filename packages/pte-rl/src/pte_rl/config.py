@@ -55,6 +55,8 @@ class TrainConfig(BaseModel):
                                  "length, evictions) to OUTPUT_DIR/completions.jsonl and TensorBoard.")
     eval_every: int = Field(0, ge=0, description="Held-out eval every N steps (0: only before and after training).")
     eval_batch_size: int = Field(64, gt=0, description="Rows per greedy held-out eval batch.")
+    eval_full_cache: bool = Field(True, description="Also score the held-out set with the full cache (eval_full/... "
+                                  "metrics), beside the training cache (eval/...).")
     seed: int = Field(0, description="Seeds sampling, data order and the adapter's initialisation.")
     resume: bool = Field(False, description="Continue from the latest complete checkpoint in --output-dir.")
     profile_steps: int = Field(0, ge=0, description="Write a torch profiler trace of the first N steps to OUTPUT_DIR/profile.")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 
 from .data import Problem
-from .rollout import SamplingConfig, sample
+from .rollout import SamplingConfig, eviction_counts, eviction_rates, sample
 from .stats import wilson_interval
 
 
@@ -18,12 +18,14 @@ from .stats import wilson_interval
 def evaluate_counts(pte, tokenizer, problems: list[Problem], encode: Callable[[str], list[int]],
                     policy_factory: Callable[[], object], reward, eos: list[int], max_new_tokens: int,
                     batch_size: int = 64) -> dict[str, float]:
-    """Sums over ``problems`` (so ranks can add them up): correct, n, reward, tokens, truncated.
+    """Sums over ``problems`` (so ranks can add them up): correct, n, reward, tokens, truncated,
+    and the eviction counts of :func:`pte_rl.rollout.eviction_counts`.
 
     A completion is correct when the first reward component scores 1 (the task reward; shaping
     terms such as ``format`` come after it).
     """
-    sums = {"correct": 0.0, "n": 0.0, "reward": 0.0, "tokens": 0.0, "truncated": 0.0}
+    sums = {"correct": 0.0, "n": 0.0, "reward": 0.0, "tokens": 0.0, "truncated": 0.0,
+            **eviction_counts([])}
     greedy = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0)
     # longest prompts first, in batches of similar length, so little padding is fed
     order = sorted(range(len(problems)), key=lambda i: -len(encode(problems[i].prompt)))
@@ -40,6 +42,8 @@ def evaluate_counts(pte, tokenizer, problems: list[Problem], encode: Callable[[s
         sums["n"] += len(batch)
         sums["tokens"] += sum(len(c.token_ids) for c in done)
         sums["truncated"] += sum(not c.finished for c in done)
+        for k, v in eviction_counts(done).items():
+            sums[k] += v
     return sums
 
 
@@ -55,4 +59,5 @@ def summarize_counts(sums: dict[str, float]) -> dict[str, float]:
         "eval/reward": sums["reward"] / n,
         "eval/mean_length": sums["tokens"] / n,
         "eval/truncation_rate": sums["truncated"] / n,
+        **{f"eval/{k}": v for k, v in eviction_rates(sums).items()},
     }

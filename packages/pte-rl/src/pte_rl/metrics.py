@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .files import jsonl_line, jsonl_text, write_text_atomic
+from .rollout import eviction_counts, eviction_rates
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -43,7 +44,7 @@ def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skippe
         "clip_ratio/low_mean": st["clip_low"] / n_tok,
         "clip_ratio/high_mean": st["clip_high"] / n_tok,
         "logprob_mismatch": float((batch.old_lp - batch.sampled_lp).abs().sum()) / max(int(lengths.sum()), 1),
-        "evictions_per_completion": sum(x.num_evictions for x in comps) / len(comps),
+        **eviction_rates(eviction_counts(comps)),
         "max_cache_tokens": max(x.max_cache_tokens for x in comps),
         "tokens_per_second": float(lengths.sum()) / max(times["rollout"], 1e-9),
         "time/rollout": times["rollout"],

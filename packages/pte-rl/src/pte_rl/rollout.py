@@ -39,6 +39,47 @@ class Completion:
     def num_evictions(self) -> int:
         return len(self.schedule)
 
+    @property
+    def evicted_tokens(self) -> int:
+        return sum(len(positions) for _, positions in self.schedule)
+
+
+def eviction_counts(completions: list[Completion]) -> dict[str, float]:
+    """Sums over ``completions`` (ranks and steps can add them up): completions, eviction events,
+    evicted tokens and thought-state updates."""
+    return {"completions": float(len(completions)),
+            "events": float(sum(c.num_evictions for c in completions)),
+            "evicted_tokens": float(sum(c.evicted_tokens for c in completions)),
+            "state_updates": float(sum(c.num_state_updates for c in completions))}
+
+
+def eviction_rates(counts: dict[str, float]) -> dict[str, float]:
+    """Per-completion and per-event rates of :func:`eviction_counts` sums (the logged names)."""
+    n = max(counts["completions"], 1.0)
+    return {"evictions_per_completion": counts["events"] / n,
+            "state_updates_per_completion": counts["state_updates"] / n,
+            "evicted_tokens_per_event": counts["evicted_tokens"] / max(counts["events"], 1.0)}
+
+
+def idle_state_note(encoder, policy, rates: dict[str, float], longest_prompt: int, longest_row: int) -> str | None:
+    """What to tell the user when an encoder that updates at eviction events saw fewer than one
+    event per completion (the thought state then did next to nothing), or None."""
+    if not getattr(encoder, "updates", False) or rates["evictions_per_completion"] >= 1.0:
+        return None
+    config = getattr(policy, "config", None)
+    if getattr(config, "dynamic_window", False):
+        window = f"window {longest_prompt} generated tokens (dynamic: the longest prompt)"
+    elif getattr(config, "cache_window", None) is not None:
+        window = f"window {config.cache_window} tokens, prompt included"
+    else:
+        window = f"policy {getattr(policy, 'name', type(policy).__name__)} does not evict"
+    events = rates["evictions_per_completion"]
+    head = ("the cache never filled: the thought state never updated" if events == 0 else
+            f"the cache seldom filled: {events:.2f} eviction events per completion, so the thought state "
+            "barely updated")
+    return (f"{head} ({window}; longest row {longest_row} tokens). A smaller --cache-window or longer "
+            "completions exercise it.")
+
 
 def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)

@@ -31,7 +31,7 @@ from .evaluation import evaluate_counts, summarize_counts
 from .grpo import Trajectory, group_advantages, token_weights
 from .metrics import MetricsLogger, step_metrics
 from .replay import replay_logprobs
-from .rollout import Completion, SamplingConfig, sample
+from .rollout import Completion, SamplingConfig, eviction_counts, eviction_rates, idle_state_note, sample
 
 
 @dataclass
@@ -92,6 +92,8 @@ class Trainer:
         self._encoded: dict[str, list[int]] = {}
         self._order_epoch, self._order = -1, []
         self._flat_steps = 0
+        # the run's rollouts so far (this process): eviction counts and the longest prompt / row
+        self._evictions = {**eviction_counts([]), "longest_prompt": 0, "longest_row": 0}
         self.identity = run_identity(manifest, config.model_dump(), problems)
 
     # ------------------------------------------------------------------ setup
@@ -176,6 +178,7 @@ class Trainer:
         problems = self.problems_for(step)
         completions = self.rollout(problems, step)
         times = {"rollout": time.perf_counter() - t0}
+        self._count_evictions(completions)
 
         texts = [self.tokenizer.decode(x.token_ids, skip_special_tokens=True) for x in completions]
         parts = self.score(problems, texts)
@@ -207,6 +210,21 @@ class Trainer:
                                learning_rate=self.scheduler.get_last_lr()[0], device=self.device,
                                dtype=self.pte.dtype)
         return self._reduce_metrics(metrics)
+
+    def _count_evictions(self, completions: list[Completion]) -> None:
+        seen = self._evictions
+        for k, v in eviction_counts(completions).items():
+            seen[k] += v
+        seen["longest_prompt"] = max([seen["longest_prompt"]] + [len(c.prompt_ids) for c in completions])
+        seen["longest_row"] = max([seen["longest_row"]] + [len(c.prompt_ids) + len(c.token_ids) for c in completions])
+
+    def idle_state_note(self) -> str | None:
+        """The note for a run whose rollouts so far saw < 1 eviction event per completion, or None."""
+        seen = self._evictions
+        if seen["completions"] == 0:
+            return None
+        return idle_state_note(self.pte.encoder, self.policy_factory(), eviction_rates(seen),
+                               int(seen["longest_prompt"]), int(seen["longest_row"]))
 
     def score(self, problems: list[Problem], texts: list[str]) -> dict:
         """Every reward part of every completion (each problem's extra columns passed along)."""
@@ -310,7 +328,7 @@ class Trainer:
         history = []
         eval_before = self.logger.read(0) if start > 0 else None
         if self.eval_problems and start == 0:
-            eval_before = self.evaluate()
+            eval_before = self.evaluate_all()
             self.logger.log(0, eval_before)
         eval_after = None
         bar = tqdm(range(start, c.max_steps), initial=start, total=c.max_steps, desc="train", unit="step",
@@ -320,7 +338,7 @@ class Trainer:
             metrics = self.step(step)
             last = step + 1 == c.max_steps
             if self.eval_problems and (last or (c.eval_every and (step + 1) % c.eval_every == 0)):
-                eval_after = self.evaluate()
+                eval_after = self.evaluate_all()
                 metrics.update(eval_after)
             history.append(metrics)
             self.logger.log(step + 1, metrics)
@@ -339,6 +357,9 @@ class Trainer:
                 dist.barrier()
         if profiler is not None:
             profiler.stop()
+        note = self.idle_state_note() if self.dist.main and c.max_steps > start else None
+        if note:
+            bar.write(f"warning: {note}")
         self.logger.close()
         return {"start_step": start, "history": history, "eval_before": eval_before, "eval_after": eval_after,
                 "checkpoint": str(latest_checkpoint(c.output_dir) or "")}
@@ -357,13 +378,26 @@ class Trainer:
                       "no policy gradient (all answers equally right or wrong: easier data, larger "
                       "--group-size or a higher --temperature)")
 
-    def evaluate(self) -> dict:
-        """Greedy held-out accuracy under the training cache (each rank a shard, counts summed)."""
+    def evaluate_all(self) -> dict:
+        """Held-out metrics under the training cache (``eval/...``) and, with ``eval_full_cache``,
+        under the full cache (``eval_full/...``)."""
+        out = self.evaluate()
+        if self.config.eval_full_cache:
+            from pte_cache import Full
+
+            full = self.evaluate(Full)
+            out.update({("time/eval_full" if k == "time/eval" else k.replace("eval/", "eval_full/", 1)): v
+                        for k, v in full.items()})
+        return out
+
+    def evaluate(self, policy_factory: Callable[[], object] | None = None) -> dict:
+        """Greedy held-out accuracy under the training cache, or the cache ``policy_factory``
+        builds (each rank a shard, counts summed)."""
         c = self.config
         t0 = time.perf_counter()
         mine = self.eval_problems[self.dist.rank :: self.dist.world]
-        sums = evaluate_counts(self.pte, self.tokenizer, mine, self._encode, self.policy_factory, self.reward,
-                               self.eos, c.max_new_tokens, c.eval_batch_size)
+        sums = evaluate_counts(self.pte, self.tokenizer, mine, self._encode, policy_factory or self.policy_factory,
+                               self.reward, self.eos, c.max_new_tokens, c.eval_batch_size)
         keys = sorted(sums)
         totals = self._all_sum([sums[k] for k in keys])
         out = summarize_counts(dict(zip(keys, totals)))

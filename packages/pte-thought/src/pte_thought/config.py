@@ -17,6 +17,9 @@ class ThoughtConfig(BaseModel):
         "softmax", description="softmax: normalised softmax over evicted tokens; bilinear: eq. 4 as printed."
     )
     sharpness: float = Field(3.0, gt=0, description="Softmax scale on the RMS-normalised latent scores.")
+    event_weight_tokens: float = Field(
+        4.0, ge=0, description="An event of m evicted tokens moves the memory by m / (m + this) of a full "
+        "update (0: every event the same weight).")
 
 
 class IdentityConfig(BaseModel):

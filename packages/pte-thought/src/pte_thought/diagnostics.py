@@ -34,7 +34,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 class StateProbe:
     """Eviction listener recording, for one row, every layer's state after each event and the
-    event's own normalised update (what the encoder makes of those tokens alone).
+    event's own update as it entered the memory (``Memory.last``: w(m) N(U)).
 
     Register it *after* the :class:`ThoughtState` it watches, so it sees the updated state.
     """
@@ -48,13 +48,8 @@ class StateProbe:
     def __call__(self, event) -> None:
         if not bool(event.mask[self.row].any()):
             return
-        enc, b = self.state.encoder, self.row
-        mask = event.mask[b : b + 1]
-        with torch.no_grad():
-            self.updates.append([
-                enc.update(i, enc.empty_memory(i, 1), k[b : b + 1], v[b : b + 1], mask)[0]
-                for i, (k, v) in enumerate(zip(event.keys, event.values))
-            ])
+        b = self.row
+        self.updates.append([m.last[b].detach().clone() for m in self.state.memory])
         self.states.append([s[b].detach().clone() for s in self.state.layers])
 
     def summary(self, after: int = 10, lag: int = 3) -> list[dict]:

@@ -6,14 +6,16 @@ the identity (plain LoRA).
 
 Progressive encoder, for layer l with its own frozen projections W_Q, W_K, W_V:
     q_g, k_g, v_g = W_Q h_g, W_K h_g, W_V h_g          (h_g: G learnable global tokens)
-    Q = W_Q^a q_g, K = W_K^a K_e, V = W_V^a V_e         (latent projections into r dims)
-    U = softmax(t * rms(Q) rms(K)^T / sqrt(r)) (V - mean V)   (attention="softmax", default)
-    U = Q K^T V                                          (attention="bilinear", eq. 4 as printed)
-    M <- N(M + N(U))      at every eviction event (M, the memory of evicted tokens, starts at 0)
-    S  = N(S_g + M)       S_g: the same map applied to the global tokens' own (k_g, v_g)
+    Q = W_Q^a q_g, K = W_K^a K_e, V = W_V^a (V_e - ref)  (latent projections into r dims)
+    U = softmax(t * rms(Q) rms(K)^T / sqrt(r)) V          (attention="softmax", default)
+    U = Q K^T W_V^a V_e                                   (attention="bilinear", eq. 4 as printed)
+    M <- C(M + w(m) N(U))  at every eviction event of m tokens (M starts at 0)
+    S  = N(S_g + M)        S_g: the same map applied to the global tokens' own (k_g, v_g)
 N scales to Frobenius norm sqrt(min(G, r)), the norm of the identity, so a state moves the
-adapter by about as much as plain LoRA does. Why each piece (measured on SmolLM2-135M, 15
-events of a 400-token rollout under a 128-token window, see benchmarks/thought_state.py):
+adapter by about as much as plain LoRA does; C scales down to that norm only when above it.
+``ref`` is the running mean of every value vector the row has evicted so far, this event's
+included, with one pseudo-token at zero; w(m) = m / (m + event_weight_tokens). Why each piece
+(measured on SmolLM2-135M, see benchmarks/thought_state.py and the decisions in the README):
 
 - h_g is drawn at the scale of the hidden states the projections see (the RMS of the layer's
   input-norm weight: 0.04 in layer 0, 0.4 in layer 29), not N(0, 1), which saturated the latent
@@ -21,22 +23,23 @@ events of a 400-token rollout under a 128-token window, see benchmarks/thought_s
 - rms(Q), rms(K) with a fixed sharpness t (default 3) bound the scores to +-t sqrt(r) whatever
   the scale of the evicted keys; attention neither saturates nor goes uniform.
 - Centred values: a softmax average of raw values shares the tokens' mean vector in every row,
-  so U was close to rank 1 (top singular value 46-58% of the energy). (Scaling each row of U to
-  the same norm added ~1 point of rank but amplified round-off where a row is near zero, e.g.
-  bf16 keys: left out.)
-- Each update is normalised before it is combined, so every event weighs the same (un-normalised
-  updates were 1.5x to 41x the state: deep layers overwrote ~88% of it per event), and the memory
-  halves the weight of older events gradually instead of replacing them.
+  so U was close to rank 1 (top singular value 46-58% of the energy). The reference is the
+  running mean over the whole rollout, not the event's own mean: an event's own mean cancels a
+  one-token event exactly (v - mean v = 0, the memory never moved) and reduces a two-token event
+  to one direction; the pseudo-token keeps a first one-token event at v/2 instead of 0.
+- Each update is normalised, then weighted by how many tokens it evicted (w: 0.2 for one token,
+  0.5 for four, 0.89 for 32 at the default 4), so a one-token event moves the memory a fifth as
+  much as a large one instead of as much; the memory keeps older events (C instead of N: a
+  first small event is not blown up to the full norm) and fades them gradually.
 - S_g is added back at every step (the paper's figure: Norm(S_g (+) S_e)), so the learned global
   component never fades (before: cosine with S_g ~0 after 15 events; now ~0.7).
-Result: effective rank 17-22 of 32 in every layer after 10 events (before: 11-15), top singular
-value <= 42% of the energy (before: 54-76% after 15 events). Evicted keys arrive after RoPE, as cached; global
-tokens carry no position.
+Evicted keys arrive after RoPE, as cached; global tokens carry no position.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -48,6 +51,30 @@ def normalize(state: torch.Tensor, target: float, eps: float = 1e-6) -> torch.Te
     """Scale each ``[G, r]`` matrix to Frobenius norm ``target`` (a zero matrix stays zero)."""
     norm = state.flatten(-2).norm(dim=-1)[..., None, None]
     return state * (target / (norm + eps))
+
+
+def clip_norm(state: torch.Tensor, target: float) -> torch.Tensor:
+    """Scale each ``[G, r]`` matrix down to Frobenius norm ``target`` when it is above it."""
+    norm = state.flatten(-2).norm(dim=-1)[..., None, None]
+    return state * (target / norm.clamp(min=target))
+
+
+class Memory(NamedTuple):
+    """What the progressive encoder keeps of one layer's evicted tokens, per row."""
+
+    thought: torch.Tensor  # [B, G, r]: the evicted tokens' part of the state (M)
+    value_sum: torch.Tensor  # [B, kv_dim]: sum of every evicted value vector (the centring reference)
+    count: torch.Tensor  # [B]: tokens evicted so far
+    last: torch.Tensor  # [B, G, r]: the newest event's weighted update, w(m) N(U) (for diagnostics)
+
+
+def map_memory(fn, memory):
+    """``fn`` applied to every tensor of a memory (None, a tensor, or a tuple of tensors)."""
+    if memory is None:
+        return None
+    if isinstance(memory, torch.Tensor):
+        return fn(memory)
+    return type(memory)(*(map_memory(fn, m) for m in memory))
 
 
 def _rms(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -155,22 +182,18 @@ class ProgressiveEncoder(ThoughtEncoder):
         return nn.functional.linear(h.to(base.weight.dtype), base.weight, base.bias).float()
 
     def _attend(self, q, k, v, mask=None):
-        """``[B?, G, r]`` update from latent queries ``q`` [G, r], keys/values ``[B?, m, r]``."""
+        """``[B?, G, r]`` update from latent queries ``q`` [G, r], keys/values ``[B?, m, r]``
+        (values already centred by the caller where the attention is softmax)."""
         if self.config.attention == "bilinear":
             scores = q @ k.transpose(-1, -2)
             if mask is not None:
                 scores = scores.masked_fill(~mask[:, None, :], 0.0)
             return scores @ v
         scores = _rms(q) @ _rms(k).transpose(-1, -2) * (self.config.sharpness / math.sqrt(self.rank))
-        if mask is None:
-            centred = v - v.mean(-2, keepdim=True)
-        else:
+        if mask is not None:
             # finite fill: a row with nothing evicted must not produce NaN gradients via where()
             scores = scores.masked_fill(~mask[:, None, :], torch.finfo(scores.dtype).min)
-            w = mask[..., None].to(v.dtype)
-            centred = v - (v * w).sum(-2, keepdim=True) / w.sum(-2, keepdim=True).clamp(min=1)
-        out = torch.softmax(scores, dim=-1) @ centred
-        return out
+        return torch.softmax(scores, dim=-1) @ v
 
     def _query(self, layer):
         return self.w_q[layer](self._project(layer, 0))  # [G, r]
@@ -180,26 +203,45 @@ class ProgressiveEncoder(ThoughtEncoder):
         q = self._query(layer)
         k = self.w_k[layer](self._project(layer, 1))
         v = self.w_v[layer](self._project(layer, 2))
+        if self.config.attention == "softmax":
+            v = v - v.mean(-2, keepdim=True)  # 32 global tokens: their own mean is a fine reference
         return normalize(self._attend(q, k, v), self.target_norm)
 
-    def empty_memory(self, layer: int, batch: int) -> torch.Tensor:
-        return torch.zeros(batch, self.global_tokens, self.rank, device=self.h_g[layer].device)
+    def empty_memory(self, layer: int, batch: int) -> Memory:
+        device = self.h_g[layer].device
+        zeros = torch.zeros(batch, self.global_tokens, self.rank, device=device)
+        width = self.projections[layer][2].out_features
+        return Memory(zeros, torch.zeros(batch, width, device=device), torch.zeros(batch, device=device), zeros)
 
     def compose(self, layer, memory, batch):
         if self.config.init == "zero":
-            return normalize(memory, self.target_norm)
-        return normalize(self.global_state(layer)[None] + memory, self.target_norm)
+            return normalize(memory.thought, self.target_norm)
+        return normalize(self.global_state(layer)[None] + memory.thought, self.target_norm)
 
-    def update(self, layer, memory, keys, values, mask):
+    def event_weight(self, count: torch.Tensor) -> torch.Tensor:
+        """w(m) = m / (m + event_weight_tokens): how much an event of ``count`` tokens moves the memory."""
+        half = self.config.event_weight_tokens
+        count = count.float()
+        return count / (count + half) if half > 0 else (count > 0).float()
+
+    def update(self, layer, memory: Memory, keys, values, mask) -> Memory:
         """New memory after evicting ``keys``/``values`` ([B, kv_heads, m, D]; ``mask`` [B, m])."""
         batch, heads, m, dim = keys.shape
         k_e = keys.permute(0, 2, 1, 3).reshape(batch, m, heads * dim).float()
         v_e = values.permute(0, 2, 1, 3).reshape(batch, m, heads * dim).float()
+        w = mask[..., None].to(v_e.dtype)
+        evicted = mask.sum(1)
+        value_sum = memory.value_sum + (v_e * w).sum(1)
+        count = memory.count + evicted
+        if self.config.attention == "softmax":
+            ref = value_sum / (count + 1.0)[:, None]  # running mean, one pseudo-token at zero
+            v_e = v_e - ref[:, None, :]
         q = self._query(layer)[None]
         update = normalize(self._attend(q, self.w_k[layer](k_e), self.w_v[layer](v_e), mask), self.target_norm)
-        rows = mask.any(1)[:, None, None]
-        update = torch.where(rows, update, 0.0)  # rows with nothing evicted keep their memory
-        return torch.where(rows, normalize(memory + update, self.target_norm), memory)
+        update = self.event_weight(evicted)[:, None, None] * update  # zero where nothing was evicted
+        rows = mask.any(1)[:, None, None]  # rows with nothing evicted keep their memory exactly
+        thought = torch.where(rows, clip_norm(memory.thought + update, self.target_norm), memory.thought)
+        return Memory(thought, value_sum, count, torch.where(rows, update, memory.last))
 
 
 class GlobalOnlyEncoder(ProgressiveEncoder):
@@ -249,7 +291,7 @@ class ThoughtState:
             return
         layers = []  # a new list: a published version keeps its own list of leaves
         for i, (k, v) in enumerate(zip(event.keys, event.values)):
-            prev = self.memory[i].detach() if self.replay else self.memory[i]
+            prev = map_memory(torch.Tensor.detach, self.memory[i]) if self.replay else self.memory[i]
             self.memory[i] = self.encoder.update(i, prev, k, v, event.mask)
             layers.append(self.encoder.compose(i, self.memory[i], self.batch))
         self.layers = layers
@@ -276,6 +318,6 @@ class ThoughtState:
 
     def select_rows(self, rows: torch.Tensor) -> None:
         self.layers = [None if s is None else s[rows] for s in self.layers]
-        self.memory = [None if m is None else m[rows] for m in self.memory]
+        self.memory = [map_memory(lambda t: t[rows], m) for m in self.memory]
         self.num_updates = self.num_updates[rows.cpu()]
         self.batch = len(rows)
