@@ -177,7 +177,10 @@ def test_adapter_remembers_its_system_prompt(tiny_model_dir, tmp_path):
     implicit = run_pte(*gen)
     assert "using the system prompt the adapter was trained with: 'You are terse.'" in implicit.stderr
     explicit = run_pte(*gen, "--system", "You are terse.")
-    assert "warning" not in explicit.stderr
+    assert "warning: --system" not in explicit.stderr and "chat template" not in explicit.stderr
+    # 12 tokens never fill the default 256-token cache: said once, with the numbers
+    assert explicit.stderr.count("warning: the cache never filled: the thought state never updated "
+                                 "(window 256 tokens, prompt included; longest row ") == 1, explicit.stderr
     tokens = json.loads(implicit.stdout)["prompt_tokens"]
     assert json.loads(explicit.stdout)["prompt_tokens"] == tokens  # the same prompt as in training
     other = run_pte(*gen, "--system", "You are a pirate who answers in long rhymes.")

@@ -30,6 +30,11 @@ def test_eval_results_recomputable_and_resumable(tiny_model_dir, tmp_path):
     bounded = results["results"]["mini"]["48"]
     assert bounded["evictions_per_completion"] > 0 and results["results"]["mini"]["full"]["evictions_per_completion"] == 0
     assert max(s["max_cache_tokens"] for s in samples if s["budget"] == "48") <= 48
+    rows = [s for s in samples if s["budget"] == "48"]
+    assert bounded["evicted_tokens_per_event"] == sum(s["evicted_tokens"] for s in rows) / sum(
+        s["num_evictions"] for s in rows) >= 1
+    assert bounded["state_updates_per_completion"] == 0  # the base model: encoder none, no state
+    assert "thought state" not in res.stderr
     # interrupt: drop the last 5 samples (and cut a line in half); a rerun regenerates only those
     lines = (out / "samples.jsonl").read_text().splitlines()
     (out / "samples.jsonl").write_text("\n".join(lines[:-5]) + "\n" + lines[-5][:20])
@@ -38,6 +43,14 @@ def test_eval_results_recomputable_and_resumable(tiny_model_dir, tmp_path):
     assert len(again) == 24 and again[:19] == lines[:19]
     keys = {(s["id"], s["budget"], s["sample"]) for s in map(json.loads, again)}
     assert len(keys) == 24
+
+
+def test_eval_says_when_the_thought_state_never_updated(tiny_model_dir, tmp_path):
+    res = run_pte("eval", "--model", str(tiny_model_dir), "--dataset", str(_dataset(tmp_path)), "--encoder",
+                  "progressive", "--cache-window", "4096", "--cache-window", "full", "--max-new-tokens", "6",
+                  "-o", "reward.workers=0")
+    note = "warning: cache window 4096: the cache never filled: the thought state never updated"
+    assert res.stderr.count(note) == 1 and res.stderr.count("thought state") == 1, res.stderr  # not for full
 
 
 def test_report_markdown_and_png(tiny_model_dir, tmp_path):

@@ -236,3 +236,8 @@ def test_config_validation():
         ThoughtConfig(attention="linear")
     with pytest.raises(ValidationError):
         ThoughtConfig(global_tokens=0)
+    from pte_thought import GlobalOnlyConfig
+
+    with pytest.raises(ValidationError, match="keeps the state at S = 0 for good"):
+        GlobalOnlyConfig(init="zero")  # inert: never updated, so S = 0 forever
+    assert GlobalOnlyConfig().init == "global"

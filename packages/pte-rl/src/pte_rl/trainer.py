@@ -385,7 +385,9 @@ class Trainer:
         if self.config.eval_full_cache:
             from pte_cache import Full
 
-            full = self.evaluate(Full)
+            # nothing evicted: the bounded cache was the full cache (greedy, tested exact), so the
+            # full-cache eval would repeat the same completions
+            full = dict(out) if out["eval/evictions_per_completion"] == 0 else self.evaluate(Full)
             out.update({("time/eval_full" if k == "time/eval" else k.replace("eval/", "eval_full/", 1)): v
                         for k, v in full.items()})
         return out

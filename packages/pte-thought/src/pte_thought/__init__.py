@@ -12,9 +12,10 @@ _EXPORTS = {
     "StateProbe": "diagnostics", "effective_rank": "diagnostics", "top_energy": "diagnostics",
     "GlobalOnlyEncoder": "encoders", "IdentityEncoder": "encoders", "ProgressiveEncoder": "encoders",
     "ThoughtEncoder": "encoders", "ThoughtState": "encoders", "normalize": "encoders",
-    "IdentityConfig": "config", "ThoughtConfig": "config",
+    "GlobalOnlyConfig": "config", "IdentityConfig": "config", "ThoughtConfig": "config",
 }
 __all__ = [
+    "GlobalOnlyConfig",
     "GlobalOnlyEncoder",
     "IdentityConfig",
     "IdentityEncoder",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ThoughtConfig(BaseModel):
@@ -20,6 +20,18 @@ class ThoughtConfig(BaseModel):
     event_weight_tokens: float = Field(
         4.0, ge=0, description="An event of m evicted tokens moves the memory by m / (m + this) of a full "
         "update (0: every event the same weight).")
+
+
+class GlobalOnlyConfig(ThoughtConfig):
+    """The global-only ablation: the state is S_g and never changes."""
+
+    @model_validator(mode="after")
+    def _not_inert(self):
+        if self.init == "zero":
+            raise ValueError("init=zero with global-only keeps the state at S = 0 for good (it is never "
+                             "updated), so the adapter could never change the model; use init=global, or the "
+                             "progressive encoder for the #Global-0 ablation")
+        return self
 
 
 class IdentityConfig(BaseModel):

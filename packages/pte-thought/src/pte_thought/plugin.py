@@ -1,6 +1,6 @@
 """Built-in thought encoders, registered through the ``pte`` entry point."""
 
-from .config import IdentityConfig, ThoughtConfig
+from .config import GlobalOnlyConfig, IdentityConfig, ThoughtConfig
 from .hookspecs import hookimpl
 
 
@@ -27,6 +27,6 @@ def pte_register_thought_encoders(register):
     register(
         "global-only",
         _encoder("GlobalOnlyEncoder"),
-        config=ThoughtConfig,
+        config=GlobalOnlyConfig,
         help="State from the global tokens only, never updated (ablation).",
     )
