@@ -256,7 +256,7 @@ def test_eval_data_every_n_steps(tiny_model_dir, tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evals = [x["step"] for x in lines if "eval/accuracy" in x]
     assert evals == [0, 2, 3] and all(x["eval/n"] == 5 for x in lines if "eval/n" in x)
-    assert "(greedy, n=5, 95% CI [" in res.stdout
+    assert "held-out accuracy (greedy, n=5, 95% CI) " in res.stdout
     res = run_pte(*_train_args(tiny_model_dir, tmp_path / "r2", 1, "--data", str(data)))
     assert "held-out" not in res.stdout  # own data and no --eval-data: no eval, none invented
 

@@ -125,7 +125,7 @@ def test_train_dry_run_resolves_defaults():
     assert cfg["eviction"]["name"] == "lru-prompt-keep" and cfg["eviction"]["options"]["dynamic_window"] is True
     assert cfg["encoder"]["name"] == "progressive"
     assert [(r["name"], r["weight"]) for r in cfg["rewards"]] == [("math", 1.0)]
-    assert cfg["train"]["group_size"] == 8 and cfg["num_problems"] == 256 and cfg["num_eval_problems"] == 64
+    assert cfg["train"]["group_size"] == 8 and cfg["num_problems"] == 256 and cfg["num_eval_problems"] == 128
     from pte_rl.trainer import TrainConfig
 
     assert cfg["train"] == TrainConfig().model_dump()  # the CLI's defaults are the trainer's defaults

@@ -387,7 +387,8 @@ class Trainer:
 
             # nothing evicted: the bounded cache was the full cache (greedy, tested exact), so the
             # full-cache eval would repeat the same completions
-            full = dict(out) if out["eval/evictions_per_completion"] == 0 else self.evaluate(Full)
+            full = ({**out, "time/eval": 0.0} if out["eval/evictions_per_completion"] == 0
+                    else self.evaluate(Full))
             out.update({("time/eval_full" if k == "time/eval" else k.replace("eval/", "eval_full/", 1)): v
                         for k, v in full.items()})
         return out
