@@ -1,13 +1,16 @@
-"""The paper's Table 1 in miniature: LoRA, LoRA_c and PTE trained on the same data, seeds and
-steps, then evaluated with the untrained Baseline on a held-out split under a tight cache and the
-full cache.
+"""The paper's Table 1 in miniature: LoRA, LoRA_c, Global-Only, #Global-0 and PTE trained on the
+same data, seeds and steps, then evaluated with the untrained Baseline on a held-out split under
+a tight cache and the full cache.
 
-    python benchmarks/method_table.py [--steps 20] [--window 54] [--seeds 0 1] [--out runs/method-table]
+    python benchmarks/method_table.py [--steps 20] [--window 54] [--seeds 0 1 2] [--out runs/method-table]
 
 Methods (all `pte train` with the default recipe otherwise):
-    LoRA    full cache during RL, encoder none
-    LoRA_c  lru-prompt-keep with --cache-window WINDOW during RL, encoder none
-    PTE     lru-prompt-keep with --cache-window WINDOW during RL, encoder progressive
+    LoRA         full cache during RL, encoder none (seeds: --lora-seeds)
+    LoRA_c       lru-prompt-keep with --cache-window WINDOW during RL, encoder none
+    Global-Only  same cache, encoder global-only: the learned S_g, never updated by evictions
+    #Global-0    same cache, encoder progressive with init=zero: evictions only, no S_g
+    PTE          same cache, encoder progressive
+PTE - Global-Only is the part of PTE's gain that comes from encoding evicted tokens.
 Every trained adapter and the Baseline are scored greedily by `pte eval` at --cache-window WINDOW
 and full. Prints one JSON object (accuracy, n, 95% Wilson interval, peak training memory per
 method) and a Markdown table, and draws the eval folders with `pte report` (report.md and

@@ -53,6 +53,25 @@ def test_eval_says_when_the_thought_state_never_updated(tiny_model_dir, tmp_path
     assert res.stderr.count(note) == 1 and res.stderr.count("thought state") == 1, res.stderr  # not for full
 
 
+def test_eval_passes_columns_to_rewards_and_scores_accuracy_by_the_task_reward(tiny_model_dir, tmp_path):
+    data = tmp_path / "flags.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1), "flag": int(i == 2)})
+                            + "\n" for i in range(4)))
+    rewards = tmp_path / "rewards.py"
+    rewards.write_text("def task(completions, answers, flag, **columns):\n"  # needs the row's own column
+                       "    return [float(f) for f in flag]\n"
+                       "def bonus(completions, answers, **columns):\n"
+                       "    return [1.0 for _ in completions]\n")
+    out = tmp_path / "eval"
+    run_pte("eval", "--model", str(tiny_model_dir), "--dataset", str(data), "--max-new-tokens", "3",
+            "--reward", f"{rewards}:task", "--reward", f"{rewards}:bonus", "--output", str(out))
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert sorted((s["id"], s["reward"], s["correct"]) for s in samples) == [
+        ("flags-1", 1.0, False), ("flags-2", 1.0, False), ("flags-3", 2.0, True), ("flags-4", 1.0, False)]
+    # a total of 1 from the shaping term alone is not a correct answer (training scores it the same way)
+    assert json.loads((out / "results.json").read_text())["results"]["flags"]["full"]["pass@1"] == 0.25
+
+
 def test_report_markdown_and_png(tiny_model_dir, tmp_path):
     data = _dataset(tmp_path)
     for name in ("a", "b"):

@@ -289,6 +289,11 @@ def test_warning_when_every_group_is_flat(tmp_path, capsys):
     trainer.train()
     out = capsys.readouterr().out
     assert out.count("every group had zero reward spread") == 1  # once, not every step
+    steps = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == 3 and all(m["skipped_step"] == 1 for m in steps)
+    # nothing was replayed: no kl/loss/mismatch to report, rather than a 0.0 that reads as measured
+    replayed = {"kl", "entropy", "loss", "grad_norm", "logprob_mismatch", "clip_ratio/low_mean"}
+    assert all(not replayed & set(m) and m["reward"] == 0.0 for m in steps)
     assert "hit --max-new-tokens (2)" in out
 
 

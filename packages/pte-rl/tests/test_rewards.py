@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from reward_cases import COMPLETIONS, EQUAL, NOT_EQUAL
 
 from pte_rl.rewards import ExactReward, FormatReward, MathConfig, MathReward, extract_answer, score_item
+from pte_rl.rewards.base import count_failures, task_correct
 from pte_rl.rewards.pool import TIMEOUT, BoundedPool
 
 
@@ -51,6 +52,24 @@ def test_failures_have_reasons():
                        ["1", "1", "1", "1"])
     assert [r.reason for r in res] == ["too_large", "no_answer", "answer_too_long", "unparsable"]
     assert all(r.value == 0.0 for r in res)
+    # verdicts, not failures: reward_failures counts only rows the scorer could not score
+    assert not any(r.failed for r in res) and count_failures({"math": res}) == 0
+
+
+def test_reward_failures_count_rows_that_could_not_be_scored():
+    from pte_rl.rewards.function import FunctionReward
+
+    def half(completions, answers, **columns):
+        if any("boom" in c for c in completions):
+            raise ValueError("boom")
+        return [float("inf") if c == "inf" else None if c == "skip" else 0.5 for c in completions]
+
+    res = FunctionReward("half", half).score(["fine", "boom", "inf", "skip"], ["1"] * 4)
+    assert [r.value for r in res] == [0.5, 0.0, 0.0, 0.0]
+    assert [r.failed for r in res] == [False, True, True, False]  # None: does not apply, no failure
+    math = MathReward(MathConfig(workers=0)).score(["nothing", "\\boxed{1}"], ["1", "1"])
+    assert count_failures({"half": res, "math": math}) == 2
+    assert task_correct({"math": math, "half": res[:2]}) == [False, True]  # the first reward decides
 
 
 PATHOLOGICAL = [

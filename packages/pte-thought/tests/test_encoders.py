@@ -229,6 +229,19 @@ def test_thought_state_replay_leaves_and_flush_equal_direct_autograd():
     assert all(not p.requires_grad for trio in enc.projections for m in trio for p in m.parameters())
 
 
+def test_initialisation_follows_the_run_seed():
+    def init(seed, burn=0):
+        proj = projections()
+        torch.manual_seed(seed)  # what `pte train --seed` does before building the model
+        torch.rand(burn)  # model loading may use the global stream; the encoder's draw must not depend on it
+        enc = ProgressiveEncoder(ThoughtConfig(global_tokens=5, rank=4))
+        enc.bind(proj)
+        return torch.cat([p.detach().flatten() for p in enc.parameters()])
+
+    assert torch.equal(init(3), init(3, burn=100))
+    assert not torch.allclose(init(3), init(4), atol=1e-3)
+
+
 def test_config_validation():
     from pydantic import ValidationError
 

@@ -84,6 +84,11 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
+def _correct(sample: dict) -> bool:
+    # samples written before "correct" was recorded: their total reward was the rule then
+    return sample["correct"] if "correct" in sample else sample["reward"] >= 1.0
+
+
 def summarize(samples: list[dict], k: int) -> dict:
     """Numbers per dataset and budget, and overall per budget (problems pooled)."""
     groups: dict = {}
@@ -92,7 +97,7 @@ def summarize(samples: list[dict], k: int) -> dict:
 
     def stats(problems: dict) -> dict:
         flat = [s for rows in problems.values() for s in rows]
-        per_problem = [(len(rows), sum(s["reward"] >= 1.0 for s in rows)) for rows in problems.values()]
+        per_problem = [(len(rows), sum(_correct(s) for s in rows)) for rows in problems.values()]
         kk = min(k, min(n for n, _ in per_problem))
         return {
             "pass@1": sum(c / n for n, c in per_problem) / len(per_problem),
@@ -159,6 +164,8 @@ def run_eval(choices, kw):
                     samples.append(s)
                     done_keys.add((s["dataset"], s["id"], s["budget"], s["sample"]))
             write_text_atomic(path, jsonl_text(samples))
+    from pte_rl.rewards.function import RewardFunctionError
+
     pte, tokenizer = load_model(choices["backend"], encoder, adapter)
     system = adapter_system(adapter, kw["system"], tokenizer)
     stop = eos_ids(pte.model, tokenizer)
@@ -184,12 +191,18 @@ def run_eval(choices, kw):
                 gen = torch.Generator(device=pte.device).manual_seed(seed)
                 comps = sample(pte, prompts, policy, sampling, stop, pad_id=tokenizer.pad_token_id, generator=gen)
                 texts = [tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in comps]
-                scored = reward.score_parts(texts, [r["answer"] for _, _, r, _ in items])
-                totals = reward.total(scored)
+                rows = [r for _, _, r, _ in items]
+                names = sorted({k for r in rows for k in r} - {"prompt", "answer", "_line"})
+                columns = {k: [r.get(k) for r in rows] for k in names}  # other fields reach the rewards
+                try:
+                    scored = reward.score_parts(texts, [r["answer"] for r in rows], **columns)
+                except RewardFunctionError as err:  # the user's function: its message, no traceback
+                    raise click.ClickException(str(err)) from None
+                totals, correct_rows = reward.total(scored), reward.correct(scored)
                 for j, ((_, d, r, k), c, text) in enumerate(zip(items, comps, texts)):
                     reasons = [res[j].reason for res in scored.values() if res[j].reason]
                     s = {"dataset": d, "id": r["id"], "budget": budget, "sample": k, "prompt": r["prompt"],
-                         "answer": r["answer"], "completion": text, "reward": totals[j],
+                         "answer": r["answer"], "completion": text, "reward": totals[j], "correct": correct_rows[j],
                          "reward_reason": "; ".join(reasons) or None, "num_tokens": len(c.token_ids),
                          "truncated": not c.finished, "num_evictions": c.num_evictions,
                          "num_state_updates": c.num_state_updates, "evicted_tokens": c.evicted_tokens,
@@ -198,7 +211,7 @@ def run_eval(choices, kw):
                     if sink is not None:
                         sink.write(jsonl_line(s))
                         sink.flush()
-                    correct += s["reward"] >= 1.0
+                    correct += s["correct"]
                     total += 1
             bar.update(len(batch))
             bar.set_postfix(acc=f"{correct / max(total, 1):.3f}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .files import jsonl_line, jsonl_text, write_text_atomic
+from .rewards.base import count_failures, task_correct
 from .rollout import eviction_counts, eviction_rates
 
 
@@ -25,25 +26,27 @@ def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skippe
     st, comps, lengths = batch.stats, batch.completions, batch.lengths
     rewards = batch.rewards
     n_tok = max(st["tokens"], 1.0)
-    first_part = next(iter(parts.values()))
-    return {
-        "reward": float(rewards.mean()),
-        "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
-        **{f"reward/{name}/mean": sum(r.value for r in res) / len(res) for name, res in parts.items()},
-        "accuracy": float(sum(r.value >= 1.0 for r in first_part) / len(comps)),
-        "frac_reward_zero_std": float(batch.zero_std.float().mean()),
-        "skipped_step": float(skipped),
+    # measured by the replay: a skipped step has none of them (absent, not 0.0)
+    replayed = {} if skipped else {
         "kl": st["kl"] / n_tok,
         "entropy": st["entropy"] / n_tok,
         "loss": st["loss"] / num_iterations,
         "grad_norm": grad_norm,
+        "clip_ratio/low_mean": st["clip_low"] / n_tok,
+        "clip_ratio/high_mean": st["clip_high"] / n_tok,
+        "logprob_mismatch": float((batch.old_lp - batch.sampled_lp).abs().sum()) / max(int(lengths.sum()), 1),
+    }
+    return {
+        "reward": float(rewards.mean()),
+        "reward_std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+        **{f"reward/{name}/mean": sum(r.value for r in res) / len(res) for name, res in parts.items()},
+        "accuracy": float(sum(task_correct(parts)) / len(comps)),
+        "frac_reward_zero_std": float(batch.zero_std.float().mean()),
+        "skipped_step": float(skipped),
         "learning_rate": learning_rate,
         "completions/mean_length": float(lengths.float().mean()),
         "completions/max_length": int(lengths.max()),
         "completions/clipped_ratio": float(batch.truncated.float().mean()),
-        "clip_ratio/low_mean": st["clip_low"] / n_tok,
-        "clip_ratio/high_mean": st["clip_high"] / n_tok,
-        "logprob_mismatch": float((batch.old_lp - batch.sampled_lp).abs().sum()) / max(int(lengths.sum()), 1),
         **eviction_rates(eviction_counts(comps)),
         "max_cache_tokens": max(x.max_cache_tokens for x in comps),
         "tokens_per_second": float(lengths.sum()) / max(times["rollout"], 1e-9),
@@ -53,7 +56,8 @@ def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skippe
         "step_time": times["step"],
         "peak_memory_mb": peak_memory_mb(device),
         "dtype": str(dtype).removeprefix("torch."),  # the frozen base's (adapters are fp32)
-        "reward_failures": sum(1 for res in parts.values() for r in res if r.reason),
+        "reward_failures": count_failures(parts),
+        **replayed,
     }
 
 

@@ -161,7 +161,9 @@ class ProgressiveEncoder(ThoughtEncoder):
         super().bind(projections, input_scales)
         if len(self.w_q):  # already built (e.g. loaded): only re-attach projections
             return
-        g = torch.Generator().manual_seed(0)
+        # the run's seed (torch.manual_seed sets initial_seed), on a generator of its own so the
+        # draw does not depend on how much of the global stream model loading used
+        g = torch.Generator().manual_seed(torch.initial_seed())
         scales = input_scales or [1.0] * len(projections)
         for (q_proj, k_proj, _), scale in zip(projections, scales):
             hidden = q_proj.in_features

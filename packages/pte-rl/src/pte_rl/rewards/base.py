@@ -9,7 +9,8 @@ from typing import Protocol
 @dataclass(frozen=True)
 class RewardResult:
     value: float
-    reason: str | None = None  # set when the value is 0 because scoring failed
+    reason: str | None = None  # why the value is 0: a verdict (no_answer) or a failure (timeout)
+    failed: bool = False  # the scorer could not score this row (counted in reward_failures)
 
 
 class Reward(Protocol):
@@ -17,6 +18,18 @@ class Reward(Protocol):
 
     def score(self, completions: list[str], answers: list[str], **columns) -> list[RewardResult]:
         """Score completions (never prompts) against reference answers. Never raises."""
+
+
+def task_correct(parts: dict[str, list[RewardResult]]) -> list[bool]:
+    """The one definition of accuracy (training metrics, held-out eval, ``pte eval``): the first
+    reward, the task reward, scores 1. Shaping terms such as ``format`` come after it and neither
+    make a wrong answer right nor a right one wrong."""
+    return [r.value >= 1.0 for r in next(iter(parts.values()))]
+
+
+def count_failures(parts: dict[str, list[RewardResult]]) -> int:
+    """Rows a scorer could not score (timeouts, errors), not zeros it gave on purpose."""
+    return sum(r.failed for res in parts.values() for r in res)
 
 
 class WeightedSum:
@@ -33,6 +46,9 @@ class WeightedSum:
     def total(self, parts: dict[str, list[RewardResult]]) -> list[float]:
         n = len(next(iter(parts.values())))
         return [sum(w * parts[name][i].value for name, _, w in self.parts) for i in range(n)]
+
+    def correct(self, parts: dict[str, list[RewardResult]]) -> list[bool]:
+        return task_correct(parts)
 
     def score(self, completions, answers, **columns) -> list[RewardResult]:
         return [RewardResult(v) for v in self.total(self.score_parts(completions, answers, **columns))]

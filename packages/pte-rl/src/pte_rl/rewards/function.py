@@ -114,7 +114,7 @@ class FunctionReward:
         out, failed = [], 0
         for i in range(n):
             result = self._row(i, completions, answers, columns) if values is None else self._value(i, values[i])
-            failed += result.reason is not None
+            failed += result.failed
             out.append(result)
         if n and failed == n:
             raise RewardFunctionError(f"reward {self.name} failed on all {n} rows of a batch "
@@ -127,9 +127,9 @@ class FunctionReward:
         except Exception as err:
             reason = f"error: {type(err).__name__}: {err}"[:200]
             log.warning("reward %s raised on row %d: %s; scored 0", self.name, i, reason)
-            return RewardResult(0.0, reason)
+            return RewardResult(0.0, reason, failed=True)
         if len(got) != 1:
-            return RewardResult(0.0, f"returned {len(got)} values for 1 completion")
+            return RewardResult(0.0, f"returned {len(got)} values for 1 completion", failed=True)
         return self._value(i, got[0])
 
     def _value(self, i, v) -> RewardResult:
@@ -141,5 +141,5 @@ class FunctionReward:
             x = math.nan
         if not math.isfinite(x):
             log.warning("reward %s: row %d returned %r; scored 0", self.name, i, v)
-            return RewardResult(0.0, f"not a finite number: {v!r}"[:200])
+            return RewardResult(0.0, f"not a finite number: {v!r}"[:200], failed=True)
         return RewardResult(x)

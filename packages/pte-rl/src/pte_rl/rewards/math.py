@@ -45,11 +45,12 @@ def score_item(completion: str, answer: str) -> tuple[float, str | None]:
 
 def _result(raw) -> RewardResult:
     if raw is TIMEOUT:
-        return RewardResult(0.0, "timeout")
+        return RewardResult(0.0, "timeout", failed=True)
     value, reason = raw
     if value == "error":
-        return RewardResult(0.0, f"error: {reason}")
-    return RewardResult(float(value), reason)
+        return RewardResult(0.0, f"error: {reason}", failed=True)
+    # a verdict (no_answer, unparsable, too_large) is a zero on purpose; an exception is a failure
+    return RewardResult(float(value), reason, failed=bool(reason) and reason.startswith("error:"))
 
 
 class MathReward:
@@ -67,7 +68,7 @@ class MathReward:
                 try:
                     out.append(_result(score_item(*item)))
                 except Exception as err:  # never raise
-                    out.append(RewardResult(0.0, f"error: {type(err).__name__}"))
+                    out.append(RewardResult(0.0, f"error: {type(err).__name__}", failed=True))
             return out
         if self._pool is None:
             self._pool = BoundedPool("pte_rl.rewards.math:score_item", self.config.workers,
