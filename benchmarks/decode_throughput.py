@@ -37,7 +37,7 @@ def case(spec: dict) -> dict:
     with PeakRSS() as mem:
         t = time.perf_counter()
         if spec["loop"] == "generate":
-            x = torch.tensor([ids] * batch)
+            x = torch.tensor([ids] * batch, device=model.device)
             out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=tokens, min_new_tokens=tokens,
                                  do_sample=True, temperature=1.0, top_k=0, pad_token_id=tok.pad_token_id)
             produced = (out.shape[1] - len(ids)) * batch
@@ -48,7 +48,7 @@ def case(spec: dict) -> dict:
             policy = LRUPromptKeep(PolicyConfig(cache_window=spec["window"])) if spec["policy"] == "lru" else Full()
             cfg = SamplingConfig(max_new_tokens=tokens, min_new_tokens=tokens, temperature=1.0)
             done = sample(pte, [ids] * batch, policy, cfg, eos_ids=[tok.eos_token_id],
-                          generator=torch.Generator().manual_seed(0))
+                          generator=torch.Generator(device=pte.device).manual_seed(0))
             produced = sum(len(c.token_ids) for c in done)
             evictions = sum(c.num_evictions for c in done) / batch
         seconds = time.perf_counter() - t

@@ -56,8 +56,9 @@ def main() -> None:
     policy = LRUPromptKeep(PolicyConfig(cache_window=args.window or 256, dynamic_window=not args.window))
     cfg = SamplingConfig(max_new_tokens=args.tokens, min_new_tokens=args.tokens, temperature=0.7)
     comps = sample(pte, prompts, policy, cfg, eos_ids(model, tok), pad_id=tok.pad_token_id,
-                   generator=torch.Generator().manual_seed(0))
-    weights = torch.randn(len(comps), args.tokens + 1, generator=torch.Generator().manual_seed(5))
+                   generator=torch.Generator(device=pte.device).manual_seed(0))
+    # drawn on the CPU (the same weights on every device), used where the log-probs are
+    weights = torch.randn(len(comps), args.tokens + 1, generator=torch.Generator().manual_seed(5)).to(pte.device)
     params = pte.trainable_parameters()
     names = [f"{m}.{ab}" for m in pte.lora.modules for ab in ("lora_A", "lora_B")]
     names += [f"encoder.{n}" for n, p in pte.encoder.named_parameters() if p.requires_grad]

@@ -43,7 +43,7 @@ def main() -> None:
     probes = pte.watch_states(StateProbe)
     cfg = SamplingConfig(max_new_tokens=args.tokens, min_new_tokens=args.tokens, temperature=0.7)
     sample(pte, [chat_prompt(tok, PROMPT)], LRUPromptKeep(PolicyConfig(cache_window=args.window)), cfg,
-           eos_ids(model, tok), generator=torch.Generator().manual_seed(0))
+           eos_ids(model, tok), generator=torch.Generator(device=pte.device).manual_seed(0))
     layers = probes[0].summary(after=args.after)
     keys = [k for k in layers[0] if k != "layer"]
     print(json.dumps({

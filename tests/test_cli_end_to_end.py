@@ -300,6 +300,30 @@ def test_torchrun_two_processes_gloo(tiny_model_dir, tmp_path):
     # each rank scored a shard (4 and 3 rows), counts summed, under both caches
     assert lines[0]["eval/n"] == lines[2]["eval/n"] == lines[2]["eval_full/n"] == 7
     assert (tmp_path / "ddp" / "checkpoints" / "step-000002" / "adapter").is_dir()
+    assert "global batch 2 prompts x 2 completions x 2 ranks = 8 completions per step" in res.stderr
+    assert "--standalone" in res.stderr  # the launch line: one node
+
+
+def test_two_nodes_meet_at_the_rendezvous_and_train_one_model(tiny_model_dir, tmp_path):
+    """`--nnodes 2 --node-rank R --rdzv-endpoint` on each "node" (two launchers on this machine,
+    sharing the output folder as nodes share storage) forms one 2-rank job."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = _spread_args(tiny_model_dir, tmp_path / "run", 2, tmp_path, "--nnodes", "2",
+                        "--rdzv-endpoint", f"127.0.0.1:{port}", "--eval-data", str(_heldout(tmp_path, 4)))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    nodes = [subprocess.Popen([sys.executable, "-m", "pte_cli", *args, "--node-rank", str(r)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=600) for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], outs
+    assert "--nnodes=2" in outs[0][1] and "--rdzv-endpoint=127.0.0.1:" in outs[0][1]
+    both = outs[0][1] + outs[1][1]
+    assert "x 2 ranks = 8 completions per step" in both and "pte train: steps 0->2" in outs[0][0] + outs[1][0]
+    _no_step_skipped(tmp_path / "run", 2)
+    assert (tmp_path / "run" / "checkpoints" / "step-000002" / "adapter").is_dir()
 
 
 def _heldout(folder, n):

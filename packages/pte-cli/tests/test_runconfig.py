@@ -101,3 +101,22 @@ def test_run_config_from_python_is_what_the_cli_builds(capsys):
     # (defaults filled in) when the run is built, so compare the names and the training settings
     assert printed["train"] == cli_cfg["train"] and printed["lora"] == cli_cfg["lora"]
     assert printed["eviction"]["name"] == cli_cfg["eviction"]["name"] and printed["num_problems"] == 256
+
+
+def test_launch_options_go_to_torchrun_and_multi_node_needs_a_rendezvous():
+    import sys
+
+    from pte_cli.train import torchrun_command
+
+    argv = ["train", "--nproc-per-node", "2", "--max-steps", "3", "--nnodes=2", "--node-rank", "1",
+            "--rdzv-endpoint", "node0:29500", "--seed", "4"]
+    assert torchrun_command(argv, 2) == [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2",
+                                         "--standalone", "-m", "pte_cli", "train", "--max-steps", "3", "--seed", "4"]
+    assert torchrun_command(argv, 2, 2, 1, "node0:29500")[3:9] == [
+        "--nproc-per-node=2", "--nnodes=2", "--node-rank=1", "--rdzv-backend=c10d", "--rdzv-endpoint=node0:29500",
+        "-m"]
+    for args, message in ((["--nnodes", "2"], "--nnodes > 1 needs --rdzv-endpoint HOST:PORT"),
+                          (["--nnodes", "2", "--node-rank", "2", "--rdzv-endpoint", "h:1"],
+                           "--node-rank 2 is not below --nnodes 2")):
+        res = CliRunner().invoke(cli, ["train", "--dry-run", *args])
+        assert res.exit_code == 2 and message in res.output, res.output

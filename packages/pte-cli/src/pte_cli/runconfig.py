@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-NOT_IN_FILE = {"config_file", "dry_run", "resume"}  # actions of one invocation, not run settings
+NOT_IN_FILE = {"config_file", "dry_run", "resume", "node_rank"}  # one invocation (or node), not the run
 
 
 def _keys(command: click.Command) -> dict[str, click.Option]:

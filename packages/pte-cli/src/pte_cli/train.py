@@ -95,17 +95,29 @@ DEFAULT_REWARDS = (("math", 1.0),)
 @click.option("--system", default=None, help=RunConfig.model_fields["system"].description)
 @click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
               help="Launch this many processes with torchrun (gloo on CPU, nccl on CUDA).")
+@click.option("--nnodes", type=click.IntRange(1), default=1, show_default=True,
+              help="Nodes in the job; with more than 1, run the same command on every node with its --node-rank.")
+@click.option("--node-rank", type=click.IntRange(0), default=0, show_default=True, help="This node's rank (0..nnodes-1).")
+@click.option("--rdzv-endpoint", default=None, metavar="HOST:PORT",
+              help="Where the nodes meet (torchrun's c10d rendezvous, usually node 0); needed with --nnodes > 1.")
 @click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved run config, load nothing.")
 def train(**kw):
     """Train the adapter with cache-aware GRPO (the main job).
 
     With no options: SmolLM2-135M-Instruct, built-in arithmetic data, lru-prompt-keep cache,
     progressive thought encoder, math reward, 10 steps of 4 prompts x 8 completions; reports
-    greedy accuracy on 64 held-out problems before and after.
+    greedy accuracy on 128 held-out problems before and after, under the training cache and the
+    full cache.
     """
     run = build_run(kw)  # every user mistake is reported here, once, before torchrun starts
-    if kw["nproc_per_node"] > 1 and "RANK" not in os.environ and not kw["dry_run"]:
-        _launch_torchrun(kw["nproc_per_node"])  # (each rank would report it again, with torchrun's traceback)
+    if kw["nnodes"] > 1 and not kw["rdzv_endpoint"]:
+        raise click.UsageError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (an address every node reaches, "
+                               "usually node 0's), the same on every node")
+    if kw["node_rank"] >= kw["nnodes"]:
+        raise click.UsageError(f"--node-rank {kw['node_rank']} is not below --nnodes {kw['nnodes']}")
+    if (kw["nproc_per_node"] > 1 or kw["nnodes"] > 1) and "RANK" not in os.environ and not kw["dry_run"]:
+        # (each rank would report a mistake again, with torchrun's traceback)
+        _launch_torchrun(kw["nproc_per_node"], kw["nnodes"], kw["node_rank"], kw["rdzv_endpoint"])
         return
     run_train(run, args=run_args(kw), dry_run=kw["dry_run"])
 
@@ -238,8 +250,12 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
                           "dtype_reason": dtype_reason(backend.config.dtype, device), "adapter_dtype": "float32"}
     if dist_info.main:
         write_json_atomic(out / "config.json", record)
+        t = run.train
         click.echo(f"pte train: base model {record['resolved']['dtype']} on {device} "
-                   f"({record['resolved']['dtype_reason']}); adapters float32", err=True)
+                   f"({record['resolved']['dtype_reason']}); adapters float32; global batch "
+                   f"{t.prompts_per_step} prompts x {t.group_size} completions x {dist_info.world} "
+                   f"rank{'s' if dist_info.world > 1 else ''} = {t.prompts_per_step * t.group_size * dist_info.world} "
+                   f"completions per step", err=True)
     trainer = Trainer(pte, tokenizer, eviction.build, reward, problems, run, manifest,
                       eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info, eval_problems=eval_problems)
     try:
@@ -293,20 +309,32 @@ def _heldout_line(before, after) -> str:
     return f"held-out accuracy (greedy, n={after['eval/n']}, 95% CI) " + "; ".join(parts) + "; "
 
 
-def _launch_torchrun(nproc: int) -> None:
+LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--node-rank", "--rdzv-endpoint")
+
+
+def torchrun_command(argv: list[str], nproc: int, nnodes: int = 1, node_rank: int = 0,
+                     endpoint: str | None = None) -> list[str]:
+    """torchrun running ``pte`` with ``argv`` minus the launch options (which go to torchrun).
+    One node: ``--standalone``; several: c10d rendezvous at ``endpoint``."""
     cleaned, skip = [], False
-    for a in sys.argv[1:]:
+    for a in argv:
         if skip:
             skip = False
             continue
-        if a == "--nproc-per-node":
+        if a in LAUNCH_OPTIONS:
             skip = True
             continue
-        if a.startswith("--nproc-per-node="):
+        if a.split("=", 1)[0] in LAUNCH_OPTIONS:
             continue
         cleaned.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone",
-           "-m", "pte_cli", *cleaned]
+    where = (["--standalone"] if nnodes == 1 else
+             [f"--nnodes={nnodes}", f"--node-rank={node_rank}", "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}"])
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", *where,
+            "-m", "pte_cli", *cleaned]
+
+
+def _launch_torchrun(nproc: int, nnodes: int, node_rank: int, endpoint: str | None) -> None:
+    cmd = torchrun_command(sys.argv[1:], nproc, nnodes, node_rank, endpoint)
     click.echo("launching: " + " ".join(cmd), err=True)
     sys.exit(subprocess.call(cmd))
 

@@ -55,9 +55,14 @@ def checkpoint_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / "checkpoints"
 
 
+def step_dir(output_dir: str | Path, step: int) -> Path:
+    """The checkpoint folder of ``step``."""
+    return checkpoint_dir(output_dir) / f"step-{step:06d}"
+
+
 def save_checkpoint(output_dir, step: int, pte, manifest: AdapterManifest, optimizer, scheduler,
                     config: dict, identity: dict | None = None) -> Path:
-    final = checkpoint_dir(output_dir) / f"step-{step:06d}"
+    final = step_dir(output_dir, step)
     with atomic_folder(final, replace=True) as tmp:
         save_adapter(tmp / "adapter", pte.lora, manifest, pte.encoder)
         state = {
@@ -91,6 +96,31 @@ def latest_checkpoint(output_dir) -> Path | None:
         return None
     steps = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP.match(p.name)) and p.is_dir()]
     return max(steps)[1] if steps else None
+
+
+def agreed_checkpoint(output_dir, rank: int = 0, world: int = 1, device=None) -> Path | None:
+    """The checkpoint every rank resumes from: rank 0's latest, broadcast to all.
+
+    Each rank reads its own filesystem; without the broadcast, nodes that do not share storage
+    (or see it with a delay) would resume at different steps and train different models. A rank
+    that lacks rank 0's checkpoint stops with a message instead.
+    """
+    found = latest_checkpoint(output_dir)
+    if world == 1:
+        return found
+    import torch.distributed as dist
+
+    step = torch.tensor([int(_STEP.match(found.name).group(1)) if found is not None else -1],
+                        dtype=torch.int64, device=device)
+    dist.broadcast(step, src=0)
+    if int(step) < 0:
+        return None
+    path = step_dir(output_dir, int(step))
+    if not path.is_dir():
+        raise CheckpointError(
+            f"rank {rank}: rank 0 resumes from {path.name}, but {path} is not on this node; every "
+            f"node must see the same output folder (shared storage), or copy it to each node first")
+    return path
 
 
 def read_state(path: Path) -> dict:

@@ -57,8 +57,10 @@ class TrainConfig(BaseModel):
     eval_batch_size: int = Field(64, gt=0, description="Rows per greedy held-out eval batch.")
     eval_full_cache: bool = Field(True, description="Also score the held-out set with the full cache (eval_full/... "
                                   "metrics), beside the training cache (eval/...).")
-    seed: int = Field(0, description="Seeds sampling, data order and the adapter's initialisation.")
-    resume: bool = Field(False, description="Continue from the latest complete checkpoint in --output-dir.")
+    seed: int = Field(0, description="Seeds sampling, data order and the initialisation of the adapter and "
+                      "the thought encoder.")
+    resume: bool = Field(False, description="Continue from the latest complete checkpoint in --output-dir "
+                         "(rank 0's, for every rank).")
     profile_steps: int = Field(0, ge=0, description="Write a torch profiler trace of the first N steps to OUTPUT_DIR/profile.")
     compile: bool = Field(False, description="torch.compile the decoder blocks the bounded cache does not touch "
                           "(MLP, norms). Pays off on CUDA; measured slower on a 2-core CPU.")

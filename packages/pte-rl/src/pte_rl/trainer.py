@@ -18,13 +18,21 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from .checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, run_identity, save_checkpoint
+from .checkpoint import (
+    agreed_checkpoint,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    run_identity,
+    save_checkpoint,
+)
 from .config import RunConfig, TrainConfig
 from .data import Problem
 from .evaluation import evaluate_counts, summarize_counts
@@ -44,14 +52,27 @@ class Dist:
         return self.rank == 0
 
 
-def init_distributed(device: torch.device) -> Dist:
-    """Join the torchrun process group if there is one (gloo on CPU, nccl on CUDA)."""
+# a rank waits this long at a collective (another rank saving a checkpoint, a slow eval) before
+# the job fails with a timeout instead of hanging; torch's own default for nccl is 10 minutes
+DIST_TIMEOUT = timedelta(minutes=30)
+
+
+def init_distributed(device: torch.device, timeout: timedelta = DIST_TIMEOUT) -> Dist:
+    """Join the torchrun process group if there is one (gloo on CPU, nccl on CUDA).
+
+    On CUDA the rank's device is made current and bound to the group before it starts: without
+    it every rank creates a context on GPU 0 and nccl collectives can hang (torch's docs).
+    """
     import os
 
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return Dist()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device, timeout=timeout)
+        else:
+            dist.init_process_group("gloo", timeout=timeout)
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
@@ -319,7 +340,7 @@ class Trainer:
         c = self.config
         start = 0
         if c.resume:
-            found = latest_checkpoint(c.output_dir)
+            found = agreed_checkpoint(c.output_dir, self.dist.rank, self.dist.world, self.device)
             if found is not None:
                 start = load_checkpoint(found, self.pte, self.optimizer, self.scheduler, self.identity)
                 self.logger.truncate_after(start)
