@@ -138,7 +138,7 @@ def run_eval(choices, kw):
 
     from pte_rl import SamplingConfig, chat_prompt, eos_ids, sample
 
-    from .scoring import build_reward
+    from .scoring import build_reward, row_columns
 
     budgets = parse_budgets(kw["cache_windows"])
     datasets = load_datasets(kw["datasets"], kw["limit"], fields_of(kw))
@@ -164,6 +164,7 @@ def run_eval(choices, kw):
                     samples.append(s)
                     done_keys.add((s["dataset"], s["id"], s["budget"], s["sample"]))
             write_text_atomic(path, jsonl_text(samples))
+    from pte_rl.rewards.base import task_correct
     from pte_rl.rewards.function import RewardFunctionError
 
     pte, tokenizer = load_model(choices["backend"], encoder, adapter)
@@ -192,13 +193,12 @@ def run_eval(choices, kw):
                 comps = sample(pte, prompts, policy, sampling, stop, pad_id=tokenizer.pad_token_id, generator=gen)
                 texts = [tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in comps]
                 rows = [r for _, _, r, _ in items]
-                names = sorted({k for r in rows for k in r} - {"prompt", "answer", "_line"})
-                columns = {k: [r.get(k) for r in rows] for k in names}  # other fields reach the rewards
+                columns = row_columns(rows, ("prompt", "answer"))  # other fields reach the rewards
                 try:
                     scored = reward.score_parts(texts, [r["answer"] for r in rows], **columns)
                 except RewardFunctionError as err:  # the user's function: its message, no traceback
                     raise click.ClickException(str(err)) from None
-                totals, correct_rows = reward.total(scored), reward.correct(scored)
+                totals, correct_rows = reward.total(scored), task_correct(scored)
                 for j, ((_, d, r, k), c, text) in enumerate(zip(items, comps, texts)):
                     reasons = [res[j].reason for res in scored.values() if res[j].reason]
                     s = {"dataset": d, "id": r["id"], "budget": budget, "sample": k, "prompt": r["prompt"],

@@ -75,13 +75,18 @@ def rewards_of(choices):
     return WeightedSum(parts)
 
 
+def row_columns(rows: list[dict], used: tuple[str, ...]) -> dict[str, list]:
+    """The rows' other fields, one list per field, as keyword columns for the rewards."""
+    names = sorted({k for r in rows for k in r} - {*used, "_line"})
+    return {k: [r.get(k) for r in rows] for k in names}
+
+
 def run_score(rewards, input_path, output, skip_bad_rows, extra, fields=None):
     rows, _ = read_data(input_path, ("completion", "answer"), skip_bad=skip_bad_rows, fields=fields)
     from pte_rl.rewards.function import RewardFunctionError
 
     reward = build_reward(rewards, extra)
-    names = sorted({k for r in rows for k in r} - {"completion", "answer", "_line"})
-    columns = {k: [r.get(k) for r in rows] for k in names}  # other fields reach the rewards
+    columns = row_columns(rows, ("completion", "answer"))  # other fields reach the rewards
     try:
         parts = reward.score_parts([r["completion"] for r in rows], [r["answer"] for r in rows], **columns)
     except RewardFunctionError as err:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import torch
 
 from .data import Problem
+from .rewards.base import task_correct
 from .rollout import SamplingConfig, eviction_counts, eviction_rates, sample
 from .stats import wilson_interval
 
@@ -21,7 +22,7 @@ def evaluate_counts(pte, tokenizer, problems: list[Problem], encode: Callable[[s
     """Sums over ``problems`` (so ranks can add them up): correct, n, reward, tokens, truncated,
     and the eviction counts of :func:`pte_rl.rollout.eviction_counts`.
 
-    A completion is correct as :meth:`~pte_rl.rewards.base.WeightedSum.correct` says.
+    A completion is correct as :func:`~pte_rl.rewards.base.task_correct` says.
     """
     sums = {"correct": 0.0, "n": 0.0, "reward": 0.0, "tokens": 0.0, "truncated": 0.0,
             **eviction_counts([])}
@@ -35,7 +36,7 @@ def evaluate_counts(pte, tokenizer, problems: list[Problem], encode: Callable[[s
         texts = [tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in done]
         columns = {k: [p.extra.get(k) for p in batch] for k in sorted({k for p in batch for k in p.extra})}
         parts = reward.score_parts(texts, [p.answer for p in batch], **columns)
-        sums["correct"] += sum(reward.correct(parts))
+        sums["correct"] += sum(task_correct(parts))
         sums["reward"] += sum(reward.total(parts))
         sums["n"] += len(batch)
         sums["tokens"] += sum(len(c.token_ids) for c in done)

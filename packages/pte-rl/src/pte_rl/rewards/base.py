@@ -47,8 +47,5 @@ class WeightedSum:
         n = len(next(iter(parts.values())))
         return [sum(w * parts[name][i].value for name, _, w in self.parts) for i in range(n)]
 
-    def correct(self, parts: dict[str, list[RewardResult]]) -> list[bool]:
-        return task_correct(parts)
-
     def score(self, completions, answers, **columns) -> list[RewardResult]:
         return [RewardResult(v) for v in self.total(self.score_parts(completions, answers, **columns))]
