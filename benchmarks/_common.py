@@ -47,10 +47,24 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _cuda():
+    """torch.cuda when a GPU is in use here, else None (no CUDA context is created for the check)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.cuda if torch.cuda.is_available() else None
+
+
 class PeakRSS:
-    """Samples this process's resident memory every 5 ms while active (CPU memory, Linux)."""
+    """Samples this process's resident memory every 5 ms while active (CPU memory, Linux); on a GPU
+    also the CUDA allocator's peaks over the same span (:meth:`gpu`): RSS alone misses GPU memory."""
 
     def __enter__(self):
+        cuda = _cuda()
+        if cuda is not None:
+            cuda.synchronize()
+            cuda.reset_peak_memory_stats()
         self.start = rss_mb()
         self.peak = self.start
         self._stop = threading.Event()
@@ -67,6 +81,24 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_mb())
+        cuda = _cuda()
+        self.cuda = None if cuda is None else {
+            "cuda_max_allocated_mb": cuda.max_memory_allocated() / 2**20,
+            "cuda_max_reserved_mb": cuda.max_memory_reserved() / 2**20,
+        }
+
+    def gpu(self) -> dict:
+        """``cuda_max_allocated_mb`` / ``cuda_max_reserved_mb`` of the span; empty on a CPU."""
+        return {k: round(v, 1) for k, v in (self.cuda or {}).items()}
+
+
+def failure(returncode: int, stderr: str) -> dict:
+    """How a benchmark case ended that did not finish: its last error line, its exit status, and
+    whether it ran out of memory (a CUDA / torch OOM error, or SIGKILL, which on Linux is almost
+    always the kernel's OOM killer: it leaves no message)."""
+    last = stderr.strip().splitlines()[-1:] or [f"exit status {returncode}, no message"]
+    oom = returncode in (-9, 137) or "OutOfMemoryError" in stderr or "out of memory" in stderr.lower()
+    return {"error": last, "returncode": returncode, "out_of_memory": oom}
 
 
 def run_isolated(script: str, args: dict) -> dict:
@@ -74,5 +106,5 @@ def run_isolated(script: str, args: dict) -> dict:
     out = subprocess.run([sys.executable, script, "--case", json.dumps(args)], capture_output=True, text=True,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1:] or ["failed"], **args}
+        return {**args, **failure(out.returncode, out.stderr)}
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -53,7 +53,7 @@ def case(spec: dict) -> dict:
             evictions = sum(c.num_evictions for c in done) / batch
         seconds = time.perf_counter() - t
     return {**spec, "tokens_per_s": produced / seconds, "seconds": seconds,
-            "peak_rss_mb_above_model": mem.peak - mem.start, "evictions_per_row": evictions}
+            "peak_rss_mb_above_model": mem.peak - mem.start, **mem.gpu(), "evictions_per_row": evictions}
 
 
 def main():

@@ -76,7 +76,7 @@ def main() -> None:
                             pad_id=tok.pad_token_id, graph=mode)
             seconds = time.perf_counter() - t
         flat = [(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params]
-        return flat, seconds, mem.peak - mem.start
+        return flat, seconds, {"peak_rss_mb": round(mem.peak - mem.start), **mem.gpu()}
 
     def cos(a, b):
         a, b = torch.cat(a), torch.cat(b)
@@ -86,15 +86,14 @@ def main() -> None:
     out = {"machine": machine(), "tokens": args.tokens, "rows": args.rows, "window": args.window or "dynamic",
            "evictions_per_completion": sum(c.num_evictions for c in comps) / len(comps),
            "adapter": args.adapter or "random A ~ N(0, 0.01)",
-           "exact": {"seconds": round(t_exact, 2), "peak_rss_mb": round(m_exact)}}
+           "exact": {"seconds": round(t_exact, 2), **m_exact}}
     for mode in args.modes:
         g, t, m = grad(mode)
         part = {}
         for label, key in (("lora_A", "lora_A"), ("lora_B(=A)", "lora_B"), ("encoder", "encoder.")):
             idx = [i for i, n in enumerate(names) if key in n]
             part[label] = cos([g[i] for i in idx], [exact[i] for i in idx])
-        out[mode] = {"cosine": cos(g, exact), "cosine_by_group": part, "seconds": round(t, 2),
-                     "peak_rss_mb": round(m)}
+        out[mode] = {"cosine": cos(g, exact), "cosine_by_group": part, "seconds": round(t, 2), **m}
     print(json.dumps(out))
 
 

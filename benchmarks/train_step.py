@@ -76,9 +76,8 @@ def case(spec: dict) -> dict:
         seconds, runs = seconds[1:], runs[1:]
     phase = {k: sum(m[f"time/{k}"] for m in runs) / len(runs) for k in ("rollout", "reference", "train")}
     metrics = runs[-1]
-    gpu = {"peak_gpu_gb": torch.cuda.max_memory_allocated() / 2**30} if torch.cuda.is_available() else {}
     return {**spec, "seconds_per_step": sum(seconds) / len(seconds), "first_step_seconds": first,
-            "peak_rss_gb": mem.peak / 1024, **gpu, "decode_tokens_per_s": metrics["tokens_per_second"],
+            "peak_rss_gb": mem.peak / 1024, **mem.gpu(), "decode_tokens_per_s": metrics["tokens_per_second"],
             **{f"time_{k}": v for k, v in phase.items()},
             "evictions_per_completion": metrics["evictions_per_completion"],
             "max_cache_tokens": metrics["max_cache_tokens"], "logprob_mismatch": metrics["logprob_mismatch"],

@@ -14,7 +14,9 @@ lru-prompt-keep cache of --window tokens with the progressive thought encoder.
 Each side runs in its own fresh process, one after the other (never at the same time: two torch
 processes on a small CPU slow each other several-fold). The first step of each pays one-time
 costs and is not timed. Peak memory is the peak RSS of the whole process (what the OOM killer
-sees), and on CUDA also the peak allocated GPU memory. The same process measures the machine's
+sees), and on CUDA also the allocator's peak allocated and reserved GPU memory. A side that runs
+out of memory (a CUDA OOM, or the kernel's OOM killer: SIGKILL) is reported as such in the JSON
+(`out_of_memory: true`) and the other side still runs. The same process measures the machine's
 own matmul throughput, so decode speed can be put against what this machine's matmuls can do.
 Prints JSON: per side s/step and peak memory, the ratios PTE/TRL, machine, versions.
 """
@@ -68,14 +70,32 @@ def matmul_gflops(device: str, dtype: str, shapes=((2048, 2048, 2048), (16, 576,
     return out
 
 
+def load_weights(model_dir: str, device: str) -> dict:
+    """Every tensor of a transformers folder: one ``model.safetensors`` or the shards its
+    ``model.safetensors.index.json`` names (real 1.5B-8B checkpoints are sharded)."""
+    from safetensors.torch import load_file
+
+    single = os.path.join(model_dir, "model.safetensors")
+    if os.path.isfile(single):
+        return load_file(single, device=device)
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    if not os.path.isfile(index):
+        raise SystemExit(f"{model_dir}: neither model.safetensors nor model.safetensors.index.json")
+    with open(index, encoding="utf-8") as f:
+        shards = sorted(set(json.load(f)["weight_map"].values()))
+    tensors = {}
+    for shard in shards:
+        tensors.update(load_file(os.path.join(model_dir, shard), device=device))
+    return tensors
+
+
 def streamed_matmul_gflops(model_dir: str, device: str, dtype: str, batch: int = 16, reps: int = 5) -> float:
     """GFLOP/s of one decode step's matmuls alone: ``[batch, in] @ W^T`` for every linear weight
     of the model in layer order (the LM head included), so the weights stream from memory as in
     decoding. This, not a cache-resident square matmul, is the ceiling a decode step can reach."""
     import torch
-    from safetensors.torch import load_file
 
-    tensors = load_file(os.path.join(model_dir, "model.safetensors"), device=device)
+    tensors = load_weights(model_dir, device)
     dt = getattr(torch, dtype)
     weights = [t.to(dt) for k, t in tensors.items() if t.dim() == 2 and ("proj" in k or "embed_tokens" in k)]
     del tensors
@@ -167,9 +187,8 @@ def trl_case(spec: dict) -> dict:
         trainer.train()
     lengths = [h.get("completions/mean_length") for h in trainer.state.log_history if "completions/mean_length" in h]
     timed = seconds[1:] if len(seconds) > 1 else seconds
-    gpu = {"peak_gpu_gb": torch.cuda.max_memory_allocated() / 2**30} if torch.cuda.is_available() else {}
     return {**spec, "seconds_per_step": sum(timed) / len(timed), "step_seconds": seconds,
-            "first_step_seconds": seconds[0], "peak_rss_gb": mem.peak / 1024, **gpu,
+            "first_step_seconds": seconds[0], "peak_rss_gb": mem.peak / 1024, **mem.gpu(),
             "mean_completion_length": lengths[-1] if lengths else None}
 
 
@@ -230,8 +249,8 @@ def main():
         if "seconds_per_step" in pte and "seconds_per_step" in trl:
             run["time_ratio_pte_over_trl"] = pte["seconds_per_step"] / trl["seconds_per_step"]
             run["memory_ratio_pte_over_trl"] = pte["peak_rss_gb"] / trl["peak_rss_gb"]
-            if "peak_gpu_gb" in pte and "peak_gpu_gb" in trl:
-                run["gpu_memory_ratio_pte_over_trl"] = pte["peak_gpu_gb"] / trl["peak_gpu_gb"]
+            if "cuda_max_allocated_mb" in pte and "cuda_max_allocated_mb" in trl:
+                run["gpu_memory_ratio_pte_over_trl"] = pte["cuda_max_allocated_mb"] / trl["cuda_max_allocated_mb"]
         if "decode_tokens_per_s" in pte:
             achieved = pte["decode_tokens_per_s"] * summary["flops_per_token"] / 1e9
             run["decode_gflops"] = achieved

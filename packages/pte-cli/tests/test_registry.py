@@ -105,6 +105,24 @@ def test_cli_names_exit_2_without_traceback():
     assert res.exit_code == 2 and "nope" in res.output
 
 
+def test_fp16_training_is_refused_and_auto_never_picks_it(monkeypatch):
+    """An fp16 base without loss scaling underflows the adapter's gradients: refused with the
+    reason before anything loads; --dtype auto on a GPU without bf16 takes fp32, not fp16."""
+    import torch
+
+    from pte_rl.backends import pick_dtype
+
+    for flag in ("--dtype", "--amp-dtype"):
+        res = CliRunner().invoke(cli, ["train", flag, "float16", "--dry-run"])
+        assert res.exit_code == 2 and "loss scaling" in res.output and "--dtype bfloat16" in res.output
+        assert "Traceback" not in res.output
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert pick_dtype("auto", torch.device("cuda")) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert pick_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert pick_dtype("float16", torch.device("cpu")) == torch.float16  # eval/generate may use it
+
+
 def test_plugins_json_lists_every_kind():
     import json
 

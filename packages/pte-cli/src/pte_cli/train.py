@@ -132,6 +132,10 @@ def build_run(kw: dict) -> RunConfig:
         if kw["dtype"] is not None and kw["dtype"] != kw["amp_dtype"]:
             raise click.UsageError("--dtype and --amp-dtype disagree; give one of them")
         kw["dtype"] = kw["amp_dtype"]
+    if kw["dtype"] == "float16":
+        from pte_rl.backends import FP16_TRAINING
+
+        raise click.UsageError(FP16_TRAINING)
     dynamic = kw["dynamic_window"]
     if dynamic is None:
         dynamic = kw["cache_window"] is None
@@ -212,7 +216,7 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
 
     from pte_lora import AdapterManifest
     from pte_rl import chat_prompt, eos_ids
-    from pte_rl.backends import dtype_reason, pick_device
+    from pte_rl.backends import FP16_TRAINING, dtype_reason, pick_device, pick_dtype
     from pte_rl.checkpoint import CheckpointError
     from pte_rl.files import write_json_atomic
     from pte_rl.memory import limit_heap_fragmentation
@@ -222,6 +226,8 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
     backend, eviction, encoder = (choice_of(kind, getattr(run, kind)) for kind in ("backend", "eviction", "encoder"))
     reward = rewards_of(run.rewards)
     device = pick_device(backend.config.device)
+    if pick_dtype(backend.config.dtype, device) == torch.float16:
+        raise click.UsageError(FP16_TRAINING)
     if device.type == "cuda" and torch.cuda.device_count() > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         backend.config = backend.config.model_copy(update={"device": str(device)})

@@ -87,14 +87,23 @@ def cpu_has_fast_bf16() -> bool:
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto``: bf16 for the frozen base where the hardware runs it fast (CUDA with bf16, CPUs with
     AMX or AVX-512 BF16: decode 1.4x faster at batch 32 on an AVX-512 BF16 EPYC), else fp32.
+    Never fp16: it needs loss scaling, which training does not do (a pre-Ampere GPU gets fp32).
     Adapters and encoders stay fp32 either way."""
     import torch
 
     if dtype == "auto":
         if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
         return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else torch.float32
     return getattr(torch, dtype)
+
+
+FP16_TRAINING = (
+    "--dtype float16: training an adapter through an fp16 base needs loss scaling, which pte train "
+    "does not do (with the dapo loss the per-token weights are ~1e-6 at a paper-sized batch, so the "
+    "gradients underflow to zero); use --dtype bfloat16 (Ampere or newer GPUs, CPUs with AMX / "
+    "AVX-512 BF16) or --dtype float32. pte eval and pte generate accept float16."
+)
 
 
 def dtype_reason(dtype: str, device: torch.device) -> str:

@@ -1,0 +1,42 @@
+"""The benchmark scripts' shared parts that decide what their JSON says: sharded checkpoints are
+read whole, and a side that ran out of memory is reported as such (the other side still runs)."""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from _common import PeakRSS, failure  # noqa: E402
+from vs_trl import load_weights  # noqa: E402
+
+
+def test_load_weights_reads_every_shard_of_a_sharded_checkpoint(tmp_path):
+    a, b = torch.randn(4, 3), torch.randn(2, 5)
+    save_file({"x.q_proj.weight": a}, str(tmp_path / "model-00001-of-00002.safetensors"))
+    save_file({"y.k_proj.weight": b}, str(tmp_path / "model-00002-of-00002.safetensors"))
+    index = {"weight_map": {"x.q_proj.weight": "model-00001-of-00002.safetensors",
+                            "y.k_proj.weight": "model-00002-of-00002.safetensors"}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    got = load_weights(str(tmp_path), "cpu")
+    assert set(got) == {"x.q_proj.weight", "y.k_proj.weight"}
+    assert torch.equal(got["x.q_proj.weight"], a) and torch.equal(got["y.k_proj.weight"], b)
+
+
+def test_a_case_killed_or_out_of_memory_is_reported_as_out_of_memory():
+    killed = failure(-9, "")  # the kernel's OOM killer leaves no message
+    assert killed["out_of_memory"] and killed["returncode"] == -9 and "no message" in killed["error"][0]
+    cuda = failure(1, "Traceback ...\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert cuda["out_of_memory"] and "CUDA out of memory" in cuda["error"][0]
+    other = failure(1, "Traceback ...\nValueError: bad window")
+    assert not other["out_of_memory"] and other["error"] == ["ValueError: bad window"]
+
+
+def test_peak_memory_reports_gpu_peaks_only_on_a_gpu():
+    with PeakRSS() as mem:
+        x = torch.ones(1 << 20)
+    assert mem.peak >= mem.start > 0 and x.sum() > 0
+    assert (mem.gpu() == {}) == (not torch.cuda.is_available())
