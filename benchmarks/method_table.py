@@ -2,7 +2,8 @@
 same data, seeds and steps, then evaluated with the untrained Baseline on a held-out split under
 a tight cache and the full cache.
 
-    python benchmarks/method_table.py [--steps 20] [--window 54] [--seeds 0 1 2] [--out runs/method-table]
+    python benchmarks/method_table.py [--steps 20] [--window 54] [--evict-ratio 0.25] [--seeds 0 1 2]
+        [--methods PTE Global-Only LoRA_c] [--train-options "--replay-sub-batch-size 32"] [--out runs/method-table]
 
 Methods (all `pte train` with the default recipe otherwise):
     LoRA         full cache during RL, encoder none (seeds: --lora-seeds)
@@ -101,6 +102,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     ap.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="Tight cache budget per row, prompt included.")
+    ap.add_argument("--evict-ratio", type=float, default=None,
+                    help="Fraction of the generated-token window evicted per event, in training and eval "
+                         "[default: the policy's]; 1.0 leaves only the prompt and the thought state.")
+    ap.add_argument("--train-options", default="", help="Extra `pte train` options for every run, one string.")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--lora-seeds", type=int, nargs="+", default=[0], help="Seeds of LoRA with the full cache.")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -124,6 +129,7 @@ def main() -> None:
         (out / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     common = ["--max-new-tokens", str(args.max_new_tokens)]
+    ratio = [] if args.evict_ratio is None else ["--evict-ratio", str(args.evict_ratio)]
     adapters = {"Baseline": "none"}
     peak, seconds = {}, {}
     for method in args.methods:
@@ -132,11 +138,11 @@ def main() -> None:
             final = run / "checkpoints" / f"step-{args.steps:06d}" / "adapter"
             if not final.is_dir():
                 t = time.perf_counter()
-                window = [] if method == "LoRA" else ["--cache-window", str(args.window)]
+                window = [] if method == "LoRA" else ["--cache-window", str(args.window), *ratio]
                 pte("train", *METHODS[method], *window, *common, "--data", str(out / "train.jsonl"),
                     "--eval-data", str(out / "heldout.jsonl"), "--eval-batch-size", "64", "--no-eval-full-cache",
                     "--max-steps", str(args.steps), "--seed", str(seed), "--output-dir", str(run),
-                    "--save-every", "0", "--no-tensorboard", "--resume")
+                    "--save-every", "0", "--no-tensorboard", "--resume", *args.train_options.split())
                 seconds[f"{method}-seed{seed}"] = round(time.perf_counter() - t)
             adapters[f"{method}-seed{seed}"] = str(final)
             lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
@@ -147,7 +153,7 @@ def main() -> None:
     for label, adapter in adapters.items():
         folder = out / f"eval-{label}"
         pte("eval", "--dataset", str(out / "heldout.jsonl"), "--adapter", adapter, "--cache-window",
-            str(args.window), "--cache-window", "full", *common, "--batch-size", "64", "--output", str(folder))
+            str(args.window), "--cache-window", "full", *common, *ratio, "--batch-size", "64", "--output", str(folder))
         report = json.loads((folder / "results.json").read_text())
         for line in (folder / "samples.jsonl").read_text().splitlines():
             if line.strip():
