@@ -20,7 +20,7 @@ accuracy.png in --out). Everything is resumable: finished trainings and evals ar
 Why this task: the default data (two operands up to 20, 48 new tokens) with a 54-token budget.
 Prompts are 48-52 tokens and the prompt always stays, so only 2-6 generated tokens are in view:
 the untrained model drops from 34.0% (full cache) to 14.1% (n=256), i.e. the tight cache hurts
-it by 20 points, and training under that cache has something to recover. Results: README.
+it by 20 points, and training under that cache has something to recover. Results: README and docs/method.md.
 """
 
 from __future__ import annotations

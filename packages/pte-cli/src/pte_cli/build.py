@@ -1,4 +1,9 @@
-"""Turn validated names and options into live objects (model loading happens only here)."""
+"""Turn validated names and options into live objects.
+
+:func:`load_model` loads a base model and wraps it with the adapter and thought encoder for
+``pte train``, ``pte generate``, ``pte eval`` and ``pte export --merge``; ``pte export --base``
+loads the bare base model through its backend itself (``export.py``).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""Files written whole or not at all, and JSONL: the one place for both (torch-free).
+"""Files written whole or not at all, and the JSONL lines of run outputs (torch-free).
+
+``jsonl_line`` / ``jsonl_text`` format the lines of ``metrics.jsonl``, ``completions.jsonl``,
+``samples.jsonl`` and ``pte score`` output (commands that print JSON to stdout, such as ``pte
+data`` and ``pte generate --json``, call ``json.dumps`` themselves). Only writing lives here:
+JSONL is read where it is used (``pte_rl.data`` for training, eval and score data,
+``pte_rl.metrics`` for ``metrics.jsonl`` on resume, and in pte-cli ``evaluate.py`` for
+``samples.jsonl`` and ``report.py`` for ``metrics.jsonl``).
 
 A crash, a full disk or Ctrl-C while writing never leaves a half-written file or folder under
 the final name: everything is written to a temporary sibling first and renamed into place

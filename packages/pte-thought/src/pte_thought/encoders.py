@@ -15,7 +15,7 @@ N scales to Frobenius norm sqrt(min(G, r)), the norm of the identity, so a state
 adapter by about as much as plain LoRA does; C scales down to that norm only when above it.
 ``ref`` is the running mean of every value vector the row has evicted so far, this event's
 included, with one pseudo-token at zero; w(m) = m / (m + event_weight_tokens). Why each piece
-(measured on SmolLM2-135M, see benchmarks/thought_state.py and the decisions in the README):
+(measured on SmolLM2-135M, see benchmarks/thought_state.py and docs/method.md):
 
 - h_g is drawn at the scale of the hidden states the projections see (the RMS of the layer's
   input-norm weight: 0.04 in layer 0, 0.4 in layer 29), not N(0, 1), which saturated the latent

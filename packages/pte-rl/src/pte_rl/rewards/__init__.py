@@ -1,4 +1,4 @@
-"""Rewards: the math verifier and friends. See the pte-rl README for the rules."""
+"""Rewards: the math verifier and friends. The rules: docs/rewards.md."""
 
 from .base import Reward, RewardResult, WeightedSum
 from .extract import extract_answer, last_boxed

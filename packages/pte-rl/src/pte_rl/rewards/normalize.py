@@ -1,6 +1,6 @@
 """Normalise an answer string (LaTeX or plain) into a canonical, parseable form.
 
-Rules (documented in the package README):
+Rules (documented in docs/rewards.md):
 - ``\\dfrac \\tfrac \\cfrac`` -> ``\\frac``; ``\\frac12`` / ``\\frac1{2}`` -> ``\\frac{1}{2}``
 - ``\\left \\right``, spacing commands, ``$``, ``\\( \\)`` / ``\\[ \\]`` delimiters, trailing periods
   are dropped
