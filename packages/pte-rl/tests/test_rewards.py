@@ -72,6 +72,20 @@ def test_reward_failures_count_rows_that_could_not_be_scored():
     assert task_correct({"math": math, "half": res[:2]}) == [False, True]  # the first reward decides
 
 
+def test_leaving_a_weighted_sum_closes_every_part_that_holds_workers():
+    from pte_rl.rewards import WeightedSum
+
+    math = MathReward(MathConfig(workers=1))
+    math.score(["\\boxed{1}"] * 2, ["1"] * 2)  # starts the worker pool
+    assert math._pool is not None and all(p.proc.poll() is None for p in math._pool._procs)
+    procs = list(math._pool._procs)
+    with WeightedSum([("math", math, 1.0), ("format", FormatReward(), 0.1)]) as reward:
+        assert reward.score(["\\boxed{2}"], ["2"])[0].value >= 1.0
+    assert math._pool is None
+    for p in procs:
+        p.proc.wait(timeout=10)  # raises TimeoutExpired if a worker was left running
+
+
 PATHOLOGICAL = [
     "\\boxed{9^{9^{9^{9}}}}",
     "x" * 1_000_000,

@@ -7,7 +7,6 @@ boolean mask over slots, ``[batch, slots]``, True where the token is evicted now
 
 from __future__ import annotations
 
-import math
 from typing import Protocol
 
 import torch
@@ -34,10 +33,6 @@ class EvictionPolicy(Protocol):
 
     def check_prompts(self, prompt_lengths: list[int]) -> None:
         """Raise ValueError when these prompts cannot run under this policy's budget."""
-
-
-def _chunk(window: int, ratio: float) -> int:
-    return max(1, math.ceil(ratio * window))
 
 
 class _WindowPolicy:

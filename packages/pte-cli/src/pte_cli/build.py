@@ -24,8 +24,7 @@ class Choice:
     config: Any
 
     def build(self):
-        entry = get_registry().get(self.kind, self.name)
-        return entry.factory(self.config) if self.config is not None else entry.factory()
+        return get_registry().get(self.kind, self.name).build(self.config)
 
     def options(self) -> dict[str, Any]:
         return {} if self.config is None else self.config.model_dump()

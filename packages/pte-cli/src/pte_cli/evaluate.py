@@ -19,7 +19,17 @@ import click
 from pte_rl.files import jsonl_line, jsonl_text, write_json_atomic, write_text_atomic
 
 from .build import Choice, adapter_encoder, adapter_system, load_model, require_fits
-from .options import PluginName, cache_options, field_options, fields_of, model_options, read_data, validate_common
+from .options import (
+    DEFAULT_REWARDS,
+    cache_options,
+    field_options,
+    fields_of,
+    model_options,
+    read_data,
+    reward_option,
+    system_option,
+    validate_common,
+)
 from .registry import get_registry
 
 
@@ -39,10 +49,9 @@ from .registry import get_registry
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="First N problems of each dataset.")
-@click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
-              help="Reward NAME[:WEIGHT], or a function FILE.py:FN[:WEIGHT] / MODULE:FN[:WEIGHT] [default: math].")
+@reward_option
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--system", default=None, help="System message for the chat template.")
+@system_option
 @click.option("--output", default=None, help="Folder for results.json and samples.jsonl (resumable).")
 def eval_command(**kw):
     """Accuracy under cache budgets: pass@1, pass@K, length, truncation, evictions per dataset."""
@@ -147,7 +156,7 @@ def run_eval(choices, kw):
         encoder = Choice("encoder", "none", get_registry().get("encoder", "none").validate({}))
     else:
         encoder = adapter_encoder(adapter, choices["encoder"], kw["encoder"] is not None)
-    reward = build_reward(kw["rewards"] or (("math", 1.0),), choices["extra"])
+    reward = build_reward(kw["rewards"] or DEFAULT_REWARDS, choices["extra"])
     out = Path(kw["output"]) if kw["output"] else None
     done_keys = set()
     samples: list[dict] = []
@@ -219,8 +228,7 @@ def run_eval(choices, kw):
         bar.close()
         if sink is not None:
             sink.close()
-        for _, r, _ in reward.parts:
-            getattr(r, "close", lambda: None)()
+        reward.close()
     summary = summarize(samples, kw["samples"])
     report = {
         "settings": {k: v for k, v in kw.items() if k not in ("plugin_opts",)} | {"budgets": budgets, "system": system},

@@ -8,7 +8,7 @@ import sys
 import click
 
 from .build import adapter_encoder, adapter_system, load_model, require_fits
-from .options import cache_options, model_options, read_data, validate_common
+from .options import cache_options, model_options, read_data, system_option, validate_common
 
 
 @click.command()
@@ -25,7 +25,7 @@ from .options import cache_options, model_options, read_data, validate_common
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--system", default=None, help="System message for the chat template.")
+@system_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per prompt on stdout.")
 def generate(backend, model, device, dtype, plugin_opts, eviction, cache_window, evict_ratio, sink_tokens,
              encoder, prompts, prompts_file, adapter, max_new_tokens, min_new_tokens, temperature, top_p,

@@ -147,6 +147,25 @@ def field_option(*flags: str, field: str | None = None, model=None, **overrides)
     return click.option(*flags, name, **options)
 
 
+DEFAULT_REWARDS = (("math", 1.0),)  # `pte train`, `pte eval` and `pte score` without --reward
+
+
+def reward_option(f):
+    """--reward, repeatable, for every command that scores."""
+    return click.option(
+        "--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
+        help="Reward NAME[:WEIGHT] from the registry, or a Python function FILE.py:FN[:WEIGHT] / "
+             "MODULE:FN[:WEIGHT] called as fn(completions, answers, **columns) -> list of float or None; "
+             "repeatable [default: math].")(f)
+
+
+def system_option(f):
+    """--system, for every command that builds chat prompts."""
+    from pte_rl.config import RunConfig
+
+    return click.option("--system", default=None, help=RunConfig.model_fields["system"].description)(f)
+
+
 def model_options(f):
     """--backend/--model/--device/--dtype and the plugin-option escape hatch."""
     for decorator in reversed([

@@ -67,8 +67,8 @@ class Entry:
             )
             raise RegistryError(f"invalid options for {KINDS[self.kind][1]} '{self.name}': {problems}") from None
 
-    def build(self, options: dict[str, Any] | None = None):
-        config = self.validate(options)
+    def build(self, config: BaseModel | None):
+        """The plugin object from options already validated by :meth:`validate`."""
         return self.factory(config) if config is not None else self.factory()
 
 
@@ -157,9 +157,6 @@ class Registry:
             f"Unknown {label} '{name}'.{hint} Available: {', '.join(names) or '(none)'}"
             f" (providers: {', '.join(providers)}). Run `pte plugins` for details."
         )
-
-    def build(self, kind: str, name: str, options: dict[str, Any] | None = None):
-        return self.get(kind, name).build(options)
 
     def rows(self) -> list[dict[str, str]]:
         return [

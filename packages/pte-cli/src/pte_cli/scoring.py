@@ -8,7 +8,7 @@ import click
 
 from pte_rl.files import jsonl_line, write_text_atomic
 
-from .options import PluginName, parse_plugin_opts, plugin_config, read_data
+from .options import DEFAULT_REWARDS, parse_plugin_opts, plugin_config, read_data, reward_option
 
 
 def _entry(name: str):
@@ -18,10 +18,6 @@ def _entry(name: str):
     from .registry import get_registry
 
     return _FunctionEntry(FunctionReward, name) if is_function_spec(name) else get_registry().get("reward", name)
-
-
-def _build(entry, config):
-    return entry.factory(config) if config is not None else entry.factory()
 
 
 def reward_configs(rewards, extra):
@@ -55,12 +51,15 @@ class _FunctionEntry:
     def validate(self, options=None):
         return None  # a function takes no options
 
+    def build(self, config=None):
+        return self.factory()
+
 
 def build_reward(rewards, extra):
     """Rewards combined with weights (see :func:`reward_configs` for options)."""
     from pte_rl.rewards import WeightedSum
 
-    return WeightedSum([(name, _build(entry, config), weight)
+    return WeightedSum([(name, entry.build(config), weight)
                         for name, entry, config, weight in reward_configs(rewards, extra)])
 
 
@@ -71,7 +70,7 @@ def rewards_of(choices):
     parts = []
     for c in choices:
         entry = _entry(c.name)
-        parts.append((c.name, _build(entry, entry.validate(c.options)), c.weight))
+        parts.append((c.name, entry.build(entry.validate(c.options)), c.weight))
     return WeightedSum(parts)
 
 
@@ -103,8 +102,7 @@ def run_score(rewards, input_path, output, skip_bad_rows, extra, fields=None):
         if len(parts) > 1:
             row["rewards"] = {name: res[i].value for name, res in parts.items()}
         lines.append(jsonl_line(row))
-    for _, r, _ in reward.parts:
-        getattr(r, "close", lambda: None)()
+    reward.close()
     text = "".join(lines)
     if output is None:
         sys.stdout.write(text)
@@ -115,8 +113,7 @@ def run_score(rewards, input_path, output, skip_bad_rows, extra, fields=None):
 
 
 @click.command()
-@click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
-              help="Reward NAME[:WEIGHT], or a function FILE.py:FN[:WEIGHT] / MODULE:FN[:WEIGHT] (repeatable) [default: math].")
+@reward_option
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), required=True,
               help="JSONL rows with 'completion' and 'answer' (other fields are kept).")
 @click.option("--completion-field", default="completion", show_default=True, help="Column holding the completion.")
@@ -127,5 +124,5 @@ def run_score(rewards, input_path, output, skip_bad_rows, extra, fields=None):
               help="Extra reward option, e.g. -o reward.timeout=2.")
 def score(rewards, input_path, completion_field, answer_field, output, skip_bad_rows, plugin_opts):
     """Score completions with reward plugins; writes JSONL with 'reward' (and 'reward_reason')."""
-    run_score(rewards or (("math", 1.0),), input_path, output, skip_bad_rows, parse_plugin_opts(plugin_opts),
+    run_score(rewards or DEFAULT_REWARDS, input_path, output, skip_bad_rows, parse_plugin_opts(plugin_opts),
               {"completion": completion_field, "answer": answer_field})

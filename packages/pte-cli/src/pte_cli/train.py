@@ -20,13 +20,21 @@ import click
 from pte_rl.config import DataConfig, PluginChoice, RewardChoice, RunConfig
 
 from .build import choice_of, load_model, require_fits, template_sha256
-from .options import PluginName, cache_options, field_option, field_options, model_options, validate_common
+from .options import (
+    DEFAULT_REWARDS,
+    cache_options,
+    field_option,
+    field_options,
+    model_options,
+    reward_option,
+    system_option,
+    validate_common,
+)
 from .runconfig import load_config_option, run_args
 from .scoring import reward_configs, rewards_of
 
 DEFAULT_DATA = "built-in arithmetic (pte data arithmetic --n 256 --seed 0)"
 DEFAULT_EVAL = "128 built-in arithmetic problems from another seed, none of them in the training set"
-DEFAULT_REWARDS = (("math", 1.0),)
 
 
 @click.command()
@@ -39,10 +47,7 @@ DEFAULT_REWARDS = (("math", 1.0),)
 @click.option("--dynamic-window/--no-dynamic-window", default=None,
               help="Generated-token window = longest prompt of the batch, fixed at prefill (the paper's setting). "
                    "[default: on, off when --cache-window is given]")
-@click.option("--reward", "rewards", type=PluginName("reward", weighted=True), multiple=True,
-              help="Reward NAME[:WEIGHT] from the registry, or a Python function FILE.py:FN[:WEIGHT] / "
-                   "MODULE:FN[:WEIGHT] called as fn(completions, answers, **columns) -> list of float "
-                   "or None; repeatable [default: math].")
+@reward_option
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="Data file (.jsonl, .json, .csv, .parquet) or a saved datasets folder with a prompt and an "
                    f"answer per row [default: {DEFAULT_DATA}].")
@@ -92,7 +97,7 @@ DEFAULT_REWARDS = (("math", 1.0),)
 @field_option("--seed")
 @field_option("--profile-steps")
 @click.option("--no-tensorboard", is_flag=True, help="Only write metrics.jsonl.")
-@click.option("--system", default=None, help=RunConfig.model_fields["system"].description)
+@system_option
 @click.option("--nproc-per-node", type=click.IntRange(1), default=1, show_default=True,
               help="Launch this many processes with torchrun (gloo on CPU, nccl on CUDA).")
 @click.option("--nnodes", type=click.IntRange(1), default=1, show_default=True,
@@ -265,12 +270,10 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
     trainer = Trainer(pte, tokenizer, eviction.build, reward, problems, run, manifest,
                       eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info, eval_problems=eval_problems)
     try:
-        result = trainer.train()
+        with reward:
+            result = trainer.train()
     except (CheckpointError, RewardFunctionError) as err:  # the user's folder or function: the message
         raise click.ClickException(str(err)) from None
-    finally:
-        for _, r, _ in reward.parts:
-            getattr(r, "close", lambda: None)()
     if dist_info.main:
         click.echo(_summary_line(result, run.train.max_steps, time.time() - t0, out))
     if dist_info.world > 1:

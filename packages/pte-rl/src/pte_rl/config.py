@@ -106,8 +106,3 @@ class RunConfig(BaseModel):
     data: DataConfig = DataConfig()
     system: str | None = Field(None, description="System message for the chat template.")
     train: TrainConfig = TrainConfig()
-
-
-def default(field: str):
-    """The declared default of a :class:`TrainConfig` field."""
-    return TrainConfig.model_fields[field].default

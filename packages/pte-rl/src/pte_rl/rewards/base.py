@@ -33,12 +33,23 @@ def count_failures(parts: dict[str, list[RewardResult]]) -> int:
 
 
 class WeightedSum:
-    """Several rewards combined with weights; keeps each component for metrics."""
+    """Several rewards combined with weights; keeps each component for metrics. A context
+    manager: leaving it closes every part that holds resources (the math reward's workers)."""
 
     name = "combined"
 
     def __init__(self, parts: list[tuple[str, Reward, float]]):
         self.parts = parts
+
+    def close(self) -> None:
+        for _, reward, _ in self.parts:
+            getattr(reward, "close", lambda: None)()
+
+    def __enter__(self) -> WeightedSum:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def score_parts(self, completions, answers, **columns) -> dict[str, list[RewardResult]]:
         return {name: r.score(completions, answers, **columns) for name, r, _ in self.parts}
