@@ -96,6 +96,7 @@ def main():
                    help="steps per case; with 2 or more the first is a warm-up and not timed")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="base model dtype (the adapter and encoder stay fp32)")
+    p.add_argument("--model", default="smollm2-135m-instruct", help="built-in name or local transformers folder")
     a = p.parse_args()
     if a.case:
         print(json.dumps(case(json.loads(a.case))))
@@ -104,7 +105,7 @@ def main():
     for tokens in a.tokens:
         for mode in a.modes:
             spec = {"mode": mode, "tokens": tokens, "prompts": a.prompts, "group": a.group, "window": a.window,
-                    "dtype": a.dtype, "steps": max(1, a.steps)}
+                    "dtype": a.dtype, "steps": max(1, a.steps), "model": a.model}
             results.append(run_isolated(__file__, spec))
             print(json.dumps(results[-1]), file=sys.stderr)
     pte = [r for r in results if r["mode"] == "pte" and "peak_rss_gb" in r]

@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -34,12 +32,3 @@ def tiny_model_dir(tmp_path_factory):
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
-
-
-def run_pte(*args, timeout=600, check=True, env=None):
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    res = subprocess.run([sys.executable, "-m", "pte_cli", *args], capture_output=True, text=True,
-                         timeout=timeout, env=full_env)
-    if check and res.returncode != 0:
-        raise AssertionError(f"pte {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
-    return res

@@ -8,7 +8,7 @@ import sys
 import time
 
 import torch
-from conftest import run_pte
+from pte_run import run_pte
 from safetensors.torch import load_file
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import run_pte
+from pte_run import run_pte
 
 from pte_cli.evaluate import pass_at_k, summarize
 

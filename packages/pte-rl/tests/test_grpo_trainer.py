@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_llama
+from tiny_models import tiny_llama
 
 from pte_cache import LRUPromptKeep, PolicyConfig
 from pte_lora import AdapterManifest, LoRAConfig

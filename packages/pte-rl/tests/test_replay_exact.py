@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import tiny_llama
+from tiny_models import tiny_llama
 
 from pte_cache import Full, LRUPromptKeep, PolicyConfig, SlidingWindow, StreamingConfig, StreamingLLM, cache_argument
 from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample

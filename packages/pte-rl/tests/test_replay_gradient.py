@@ -8,7 +8,7 @@ close (cosine >= 0.95) under eviction; ``chunk`` (the old default) is measurably
 
 import pytest
 import torch
-from conftest import tiny_llama
+from tiny_models import tiny_llama
 
 from pte_cache import Full, LRUPromptKeep, PolicyConfig
 from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
