@@ -101,7 +101,7 @@ def test_chunked_backward_reaches_adapter_only():
         calls.append(cols)
         (-lp.sum()).backward()
 
-    replay_logprobs(pte, comps, max_chunk=5, on_chunk=on_chunk)
+    replay_logprobs(pte, comps, max_chunk=5, on_chunk=on_chunk, graph="chunk")
     assert len(calls) > 4
     enc = dict(pte.encoder.named_parameters())
     for name in ("h_g.0", "h_g.1", "w_q.0.weight", "w_k.1.weight", "w_v.0.weight"):
@@ -124,7 +124,7 @@ def test_replay_grad_matches_plain_transformers_with_detached_prompt_cache():
     pte = build("none")
     comps = sample(pte, PROMPTS[:1], Full(), SamplingConfig(max_new_tokens=12), eos_ids=[],
                    generator=torch.Generator().manual_seed(0))
-    replay_logprobs(pte, comps, max_chunk=100, on_chunk=lambda lp, m, c: lp.sum().backward())
+    replay_logprobs(pte, comps, max_chunk=100, on_chunk=lambda lp, m, c: lp.sum().backward(), graph="chunk")
     ours = [p.grad.clone() for p in pte.lora.parameters()]
     for p in pte.lora.parameters():
         p.grad = None
@@ -193,7 +193,8 @@ def test_compiled_blocks_give_the_same_logprobs_and_grads():
             assert pte.lean is None  # transformers' forward, which calls the compiled norms and MLPs
         done = sample(pte, prompts, policy(), SamplingConfig(max_new_tokens=20, min_new_tokens=20), eos_ids=[3],
                       generator=torch.Generator().manual_seed(1))
-        lp, _ = replay_logprobs(pte, done, max_chunk=8, on_chunk=lambda x, m, c: (x * m).sum().backward())
+        lp, _ = replay_logprobs(pte, done, max_chunk=8, on_chunk=lambda x, m, c: (x * m).sum().backward(),
+                                graph="chunk")
         grads = [p.grad.clone() for p in pte.trainable_parameters()]
         assert any(g.abs().sum() > 0 for g in grads)
         results.append(([c.token_ids for c in done], lp, grads))
@@ -216,7 +217,8 @@ def test_bf16_base_keeps_fp32_adapter_and_close_replay():
     done = sample(bf16, PROMPTS, policy(), SamplingConfig(max_new_tokens=30, min_new_tokens=30), eos_ids=[3],
                   generator=torch.Generator().manual_seed(2))
     assert sum(c.num_evictions for c in done) > 0
-    lp, _ = replay_logprobs(bf16, done, max_chunk=8, on_chunk=lambda x, m, c: (x * m).sum().backward())
+    lp, _ = replay_logprobs(bf16, done, max_chunk=8, on_chunk=lambda x, m, c: (x * m).sum().backward(),
+                            graph="chunk")
     sampled = torch.zeros_like(lp)
     for b, c in enumerate(done):
         sampled[b, : len(c.logprobs)] = torch.tensor(c.logprobs)

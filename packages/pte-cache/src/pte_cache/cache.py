@@ -60,19 +60,21 @@ class BoundedCache(Cache):
         policy: an eviction policy (``plan(cache, incoming)``), or None to never evict.
         num_layers: decoder layers of the model.
         listeners: called with every :class:`EvictionEvent` (e.g. a thought encoder).
+        keep_graph: stored K/V keep their autograd graph (buffers are rebuilt out of place), so a
+            loss reaches every earlier token, evicted ones through the listeners too. Memory grows
+            with the sequence: the exact-gradient oracle of replay, not a training mode.
+        tape: a recorder (``pte_rl.replay.GradTape``) given the stored K/V of every layer as leaves
+            (``tape.leaf(layer, kind, view, positions)``, kind 0 = keys, 1 = values) and the new
+            K/V with their graph (``tape.produced(layer, kind, new, positions)``), so gradients
+            can be routed back to the forward pass that produced those tokens.
     """
 
     def __init__(self, policy=None, num_layers: int = 0, listeners: list[Listener] | None = None,
-                 keep_graph: bool = False):
+                 keep_graph: bool = False, tape=None):
         super().__init__(layers=[])
         self.policy = policy
-        # keep_graph: stored K/V keep their autograd graph (buffers are rebuilt out of place), so a
-        # loss reaches every earlier token, evicted ones through the listeners too. Memory grows
-        # with the sequence: it is the exact-gradient oracle for replay, not a training mode.
         self.keep_graph = keep_graph
-        # tape: optional recorder (see pte_rl.replay) that receives the stored K/V as leaves and the
-        # new K/V with their graph, so gradients can be routed to the forward that produced them.
-        self.tape = None
+        self.tape = tape
         self.num_layers = num_layers
         self.listeners: list[Listener] = list(listeners or [])
         self.keys: list[torch.Tensor | None] = [None] * num_layers
@@ -249,7 +251,7 @@ class BoundedCache(Cache):
         if self.keep_graph or key_states.requires_grad:
             rows = torch.arange(batch, device=write.device)[:, None].expand(batch, q)
         out = []
-        for buffers, new in ((self.keys, key_states), (self.values, value_states)):
+        for kind, (buffers, new) in enumerate(((self.keys, key_states), (self.values, value_states))):
             buf = buffers[layer_idx]
             if buf.shape[2] < self.positions.shape[1]:  # capacity grew since allocation
                 grown = buf.new_zeros(batch, heads, self.positions.shape[1], dim)
@@ -269,10 +271,10 @@ class BoundedCache(Cache):
             # gradient it routes back to the forward pass that produced those tokens.
             if new.requires_grad:
                 if self.tape is not None:
-                    view = self.tape.leaf(layer_idx, view, self.positions[:, :kv_len])
+                    view = self.tape.leaf(layer_idx, kind, view, self.positions[:, :kv_len])
                 view = view.transpose(1, 2).index_put((rows, write), new.transpose(1, 2)).transpose(1, 2)
                 if self.tape is not None:
-                    self.tape.produced(layer_idx, new, torch.gather(self.positions, 1, write))
+                    self.tape.produced(layer_idx, kind, new, torch.gather(self.positions, 1, write))
             out.append(view)
         return out[0], out[1]
 

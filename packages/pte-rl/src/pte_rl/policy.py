@@ -90,11 +90,12 @@ class PTEModel:
     def new_state(self, batch: int, replay: bool = False) -> ThoughtState:
         return ThoughtState(self.encoder, self.num_layers, batch, replay=replay)
 
-    def new_cache(self, policy, state: ThoughtState | None) -> BoundedCache:
+    def new_cache(self, policy, state: ThoughtState | None, **hooks) -> BoundedCache:
+        """A cache for one rollout or replay; ``hooks`` (``keep_graph``, ``tape``) are replay's."""
         listeners = [state] if state is not None and state.wants_kv else []
         if state is not None and state.wants_kv:
             listeners += [watch(state) for watch in self.state_watchers]
-        return BoundedCache(policy, self.num_layers, listeners=listeners)
+        return BoundedCache(policy, self.num_layers, listeners=listeners, **hooks)
 
     def watch_states(self, make_listener) -> list:
         """Call ``make_listener(state)`` for every new thought state; its result hears the same

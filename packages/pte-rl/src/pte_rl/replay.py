@@ -8,7 +8,9 @@ tokens starts a new chunk. With unchanged weights this reproduces the sampling l
 gradients, ``on_chunk`` receives each chunk's log-probs and returns its loss. How far a chunk's
 loss reaches back is the ``graph`` mode:
 
-- ``"window"`` (default): the loss reaches every token the chunk attends to: the prompt and the
+Each mode is a small class behind one interface (:class:`Graph`), picked by name from ``GRAPHS``.
+
+- ``"window"`` (default, as ``TrainConfig.replay_graph``): the loss reaches every token the chunk attends to: the prompt and the
   generated tokens still in the cache. Each forward's graph is kept while its tokens are in the
   cache; the stored K/V enter later chunks as leaves whose gradients are routed back (by
   absolute position) to the forward that produced them, which runs its backward once its tokens
@@ -24,7 +26,7 @@ loss reaches back is the ``graph`` mode:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 
@@ -33,11 +35,17 @@ from .rollout import Completion, left_pad
 
 ChunkFn = Callable[[torch.Tensor, torch.Tensor, slice], "torch.Tensor | None"]
 GraphMode = Literal["window", "chunk", "exact"]
-GRAPH_MODES = ("window", "chunk", "exact")
 
 
-def chunk_spans(completions: list[Completion], max_chunk: int) -> list[tuple[int, int]]:
-    """``(start, end)`` input spans of at most ``max_chunk`` inputs each.
+class Span(NamedTuple):
+    """Inputs ``[start, end)`` of every row, replayed in one forward pass."""
+
+    start: int
+    end: int
+
+
+def chunk_spans(completions: list[Completion], max_chunk: int) -> list[Span]:
+    """The replay plan: input spans of at most ``max_chunk`` inputs each.
 
     The pieces between eviction events (cut every ``max_chunk``) are merged with the next while
     the two fit in ``max_chunk`` and every token the event between them evicts (in every row) was
@@ -54,14 +62,14 @@ def chunk_spans(completions: list[Completion], max_chunk: int) -> list[tuple[int
                 continue
             newest[step] = max(newest.get(step, -len(c.prompt_ids)), max(positions) - len(c.prompt_ids))
     edges = sorted(s for s in {0} | set(newest) if s < n_inputs) + [n_inputs]
-    spans: list[tuple[int, int]] = []
+    spans: list[Span] = []
     for a, b in zip(edges, edges[1:]):
         for s in range(a, b, max_chunk):
             e = min(s + max_chunk, b)
-            if spans and s == a and e - spans[-1][0] <= max_chunk and newest.get(s, -1) < spans[-1][0]:
-                spans[-1] = (spans[-1][0], e)  # runs through the event at s
+            if spans and s == a and e - spans[-1].start <= max_chunk and newest.get(s, -1) < spans[-1].start:
+                spans[-1] = Span(spans[-1].start, e)  # runs through the event at s
             else:
-                spans.append((s, e))
+                spans.append(Span(s, e))
     return spans
 
 
@@ -95,17 +103,17 @@ class GradTape:
         self.live: list[_Forward] = []
         self.current = _Forward()
 
-    # ---- called by the cache inside a forward (k first, then v, for every layer)
-    def leaf(self, layer: int, view: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        key = (layer, int((layer, 0) in self.current.leaves))
+    # ---- called by the cache inside a forward, per layer and kind (0 = keys, 1 = values)
+    def leaf(self, layer: int, kind: int, view: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        key = (layer, kind)
         leaf = view.detach().requires_grad_(True)
         self.current.leaves[key] = leaf
         if self.current.leaf_positions is None:
             self.current.leaf_positions = positions.clone()
         return leaf
 
-    def produced(self, layer: int, new: torch.Tensor, positions: torch.Tensor) -> None:
-        key = (layer, int((layer, 0) in self.current.outs))
+    def produced(self, layer: int, kind: int, new: torch.Tensor, positions: torch.Tensor) -> None:
+        key = (layer, kind)
         self.current.outs[key] = new
         self.current.grads[key] = torch.zeros_like(new)
         if self.current.positions is None:
@@ -162,6 +170,89 @@ class GradTape:
             self.backward_forward(fwd)
 
 
+class Graph:
+    """How far a chunk's loss reaches back (see the module docstring). Replay builds its cache
+    with :meth:`cache_hooks`, hands it each chunk's loss, tells it when a forward pass closed and
+    when tokens left the cache, and calls :meth:`finish` at the end."""
+
+    name: ClassVar[str]
+    prompt_grad: ClassVar[bool] = True  # the prompt's forward runs with grad
+    state_replay: ClassVar[bool] = True  # the thought state detaches evicted K/V (see ThoughtState)
+
+    def cache_hooks(self) -> dict:
+        return {}
+
+    def loss(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def closed(self, versions: set[int]) -> None:
+        """A forward pass ended; it used these thought-state versions."""
+
+    def evicted(self, cache) -> set[int]:
+        """Tokens left the cache; returns the state versions a later backward may still need."""
+        return set()
+
+    def finish(self) -> None:
+        pass
+
+
+class ChunkGraph(Graph):
+    """Each chunk backpropagates alone; the prompt and every stored token are constants."""
+
+    name = "chunk"
+    prompt_grad = False  # only the prompt's last position (which predicts token 0) runs with grad
+
+
+class WindowGraph(Graph):
+    """A chunk's loss reaches every token still cached, through :class:`GradTape`."""
+
+    name = "window"
+
+    def __init__(self):
+        self.tape = GradTape()
+
+    def cache_hooks(self) -> dict:
+        return {"tape": self.tape}
+
+    def loss(self, loss: torch.Tensor) -> None:
+        loss.backward(retain_graph=True)  # the graph lives on while its tokens are cached
+        self.tape.route()
+
+    def closed(self, versions: set[int]) -> None:
+        self.tape.close_forward(versions)
+
+    def evicted(self, cache) -> set[int]:
+        self.tape.release_evicted(cache)
+        return set().union(*(f.state_versions for f in self.tape.live))
+
+    def finish(self) -> None:
+        self.tape.finish()
+
+
+class ExactGraph(Graph):
+    """Every token keeps its graph; one backward at the end (memory grows with the completion)."""
+
+    name = "exact"
+    state_replay = False
+
+    def __init__(self):
+        self.losses: list[torch.Tensor] = []
+
+    def cache_hooks(self) -> dict:
+        return {"keep_graph": True}
+
+    def loss(self, loss: torch.Tensor) -> None:
+        self.losses.append(loss)
+
+    def finish(self) -> None:
+        if self.losses:
+            torch.stack(self.losses).sum().backward()
+
+
+GRAPHS: dict[str, type[Graph]] = {g.name: g for g in (WindowGraph, ChunkGraph, ExactGraph)}
+GRAPH_MODES = tuple(GRAPHS)
+
+
 def replay_logprobs(
     pte: PTEModel,
     completions: list[Completion],
@@ -171,7 +262,7 @@ def replay_logprobs(
     pad_id: int = 0,
     logit_chunk: int = 1024,
     with_entropy: bool = False,
-    graph: GraphMode = "chunk",
+    graph: GraphMode = "window",
 ):
     """Log-probs ``[B, T]`` of every completion token (zeros past each row's end).
 
@@ -179,10 +270,11 @@ def replay_logprobs(
     piece's ``[B, n]`` log-probs for token columns ``cols`` as soon as they exist (the prompt
     prefill predicts column 0; inputs ``[s, e)`` predict columns ``[s+1, e+1)``) and may return a
     scalar loss, which replay backpropagates as ``graph`` says (returning None and calling
-    ``backward`` itself only works with ``graph="chunk"``). The returned tensors are detached.
+    ``backward`` itself only works with ``graph="chunk"``). Without grad the mode does not matter
+    (every mode gives the same log-probs). The returned tensors are detached.
     Returns ``(logprobs, entropy or None)``.
     """
-    if graph not in GRAPH_MODES:
+    if graph not in GRAPHS:
         raise ValueError(f"graph must be one of {GRAPH_MODES}, got {graph!r}")
     device = pte.device
     batch = len(completions)
@@ -199,16 +291,11 @@ def replay_logprobs(
             events.setdefault(step, [[] for _ in range(batch)])[b] = positions
 
     grad = torch.is_grad_enabled()
-    mode = graph if grad else "chunk"
-    state = pte.new_state(batch, replay=grad and mode != "exact")
-    cache = pte.new_cache(None, state)
-    tape = None
-    if mode == "window":
-        tape = cache.tape = GradTape()
-    cache.keep_graph = mode == "exact"
+    mode = GRAPHS[graph if grad else "chunk"]()
+    state = pte.new_state(batch, replay=grad and mode.state_replay)
+    cache = pte.new_cache(None, state, **mode.cache_hooks())
     logprobs = torch.zeros(batch, length, device=device)
     entropy = torch.zeros(batch, length, device=device) if with_entropy else None
-    total: list[torch.Tensor] = []
 
     def emit(hidden, cols: slice):
         lp, ent = token_logprobs(pte, hidden, tokens[:, cols], temperature, logit_chunk, with_entropy)
@@ -217,36 +304,25 @@ def replay_logprobs(
         if on_chunk is not None:
             loss = on_chunk(lp, mask, cols)
             if loss is not None and loss.requires_grad:
-                if mode == "exact":
-                    total.append(loss)
-                else:
-                    loss.backward(retain_graph=tape is not None)
-                    if tape is not None:
-                        tape.route()
+                mode.loss(loss)
         logprobs[:, cols] = lp.detach()
         if entropy is not None:
             entropy[:, cols] = ent * mask
 
     def forward(ids, real, pieces=None, versions=None):
         hidden = pte.forward(ids, real, cache, state, evict=False, pieces=pieces)
-        if tape is not None:
-            tape.close_forward(versions or {state.version})
+        mode.closed(versions or {state.version})
         return hidden
 
     def evicted():
-        # backpropagate the forwards whose tokens all left; a state version's gradient is then
-        # complete once no forward that used it can still be backpropagated (chunk mode: each
-        # chunk is backpropagated at once)
-        if tape is not None:
-            tape.release_evicted(cache)
-        live = set().union(*(f.state_versions for f in tape.live)) if tape is not None else set()
-        state.flush(keep=live | {state.version})
+        # the mode backpropagates what it can now; a state version's gradient is then complete
+        # once no forward that used it can still be backpropagated
+        state.flush(keep=mode.evicted(cache) | {state.version})
 
     ids, real = left_pad([c.prompt_ids for c in completions], pad_id, device)
     if ids.shape[1] > 1:
-        # chunk mode: the prompt is context, like every stored token: only its last position
-        # (which predicts token 0) runs with grad, so prompt activations are never kept
-        with torch.set_grad_enabled(grad and mode != "chunk"):
+        # chunk mode: the prompt is context, like every stored token, so its activations are never kept
+        with torch.set_grad_enabled(grad and mode.prompt_grad):
             forward(ids[:, :-1], real[:, :-1])
     emit(forward(ids[:, -1:], real[:, -1:]), slice(0, 1))
     steps = sorted(events)
@@ -267,9 +343,6 @@ def replay_logprobs(
         emit(hidden, slice(s + 1, e + 1))
         if inside:  # those tokens left at the span's end
             evicted()
-    if tape is not None:
-        tape.finish()
+    mode.finish()
     state.flush()
-    if total:
-        torch.stack(total).sum().backward()
     return logprobs, entropy
