@@ -1,6 +1,8 @@
 """`pte eval` and `pte report` end to end on a tiny random model (real tokenizer and CLI)."""
 
 import json
+import math
+from collections import Counter
 
 from pte_run import run_pte
 
@@ -43,6 +45,99 @@ def test_eval_results_recomputable_and_resumable(tiny_model_dir, tmp_path):
     assert len(again) == 24 and again[:19] == lines[:19]
     keys = {(s["id"], s["budget"], s["sample"]) for s in map(json.loads, again)}
     assert len(keys) == 24
+
+
+def test_eval_pass_k_maj_macro_and_levels_recompute_from_samples(tiny_model_dir, tmp_path):
+    from pte_rl.rewards import extract_answer, normalize
+
+    big, small = tmp_path / "big.jsonl", tmp_path / "small.jsonl"
+    big.write_text("".join(json.dumps({"id": f"b{i}", "prompt": f"What is {i} + 1?", "answer": str(i + 1),
+                                       "level": 1 + i % 2}) + "\n" for i in range(3)))
+    small.write_text(json.dumps({"id": "s0", "prompt": "What is 7 + 1?", "answer": "8"}) + "\n")
+    rewards = tmp_path / "rewards.py"  # a random model is never right: score something that varies instead
+    rewards.write_text("def task(completions, answers, **columns):\n"
+                       "    return [float(len(c) % 2 == 0) for c in completions]\n")
+    out = tmp_path / "eval"
+    res = run_pte("eval", "--model", str(tiny_model_dir), "--dataset", str(big), "--dataset", str(small),
+                  "--samples", "8", "--pass-k", "1,4,8", "--temperature", "1.0", "--max-new-tokens", "6",
+                  "--reward", f"{rewards}:task", "--output", str(out))
+    for title in ("pass@1 (%) by cache window (samples per problem: 8)", "pass@4 (%) by cache window",
+                  "pass@8 (%) by cache window", "maj@8 (%) by cache window", "big by level: mean@8 (%)"):
+        assert title in res.stdout, res.stdout
+    assert "\nmacro " in res.stdout
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    results = json.loads((out / "results.json").read_text())
+    assert len(samples) == 4 * 8 and results["settings"]["pass_k"] == [1, 4, 8]
+    assert results["settings"]["preset"] == "none"
+    for s in samples:  # the math reward's extraction and normaliser, recorded per sample
+        pred = extract_answer(s["completion"])[0]
+        assert s["extracted"] == (normalize(pred) or None if pred is not None else None)
+    assert {s["level"] for s in samples if s["dataset"] == "big"} == {1, 2}
+
+    def numbers(rows_of):
+        out = {}
+        for k in (1, 4, 8):
+            out[f"pass@{k}"] = sum(1 - math.comb(8 - sum(s["correct"] for s in rows), k) / math.comb(8, k)
+                                   for rows in rows_of) / len(rows_of)
+        out["mean@8"] = sum(s["correct"] for rows in rows_of for s in rows) / (8 * len(rows_of))
+        maj = 0
+        for rows in rows_of:
+            rows = sorted(rows, key=lambda s: s["sample"])
+            votes = Counter(s["extracted"] for s in rows if s["extracted"] is not None)
+            if votes:
+                top = max(votes.values())
+                winner = next(s for s in rows if s["extracted"] is not None and votes[s["extracted"]] == top)
+                maj += winner["correct"]
+        out["maj@8"] = maj / len(rows_of)
+        return out
+
+    def check(results, samples):
+        problems = {}
+        for s in samples:
+            problems.setdefault(s["dataset"], {}).setdefault(s["id"], []).append(s)
+        expect = {d: numbers(list(p.values())) for d, p in problems.items()}
+        pooled = numbers([rows for p in problems.values() for rows in p.values()])
+        for m in ("pass@1", "pass@4", "pass@8", "mean@8", "maj@8"):
+            for d in ("big", "small"):
+                assert abs(results["results"][d]["full"][m] - expect[d][m]) < 1e-12, (d, m)
+            assert abs(results["overall"]["full"][m] - pooled[m]) < 1e-12, m
+            assert abs(results["macro"]["full"][m] - (expect["big"][m] + expect["small"][m]) / 2) < 1e-12, m
+        levels = results["breakdown"]["big"]["full"]["level"]
+        assert set(levels) == {"1", "2"} and levels["1"]["n"] == 2 and levels["2"]["n"] == 1
+        assert abs(levels["2"]["accuracy"] - sum(s["correct"] for s in problems["big"]["b1"]) / 8) < 1e-12
+        assert "small" not in results["breakdown"]
+        return expect
+
+    check(results, samples)
+    # a random model never writes a number: give the samples known answers (and drop the fields, as
+    # in lines written before they existed); the rerun generates nothing and recomputes from them
+    answers = {"b0": ["5", "5", "3", "3", "3", None, None, None],  # "3" wins, gold 1: maj wrong
+               "b1": ["2", None, "2", "7", None, "7", None, None],  # a tie: "2" came first, gold 2: right
+               "b2": [None] * 8,  # nobody answered: wrong
+               "s0": ["8", "8", "1", "1", "1", "8", "8", None]}  # "8" wins, gold 8: right
+    gold = {"b0": "1", "b1": "2", "b2": "3", "s0": "8"}
+    for s in samples:
+        a = answers[s["id"]][s["sample"]]
+        s["completion"] = "I do not know" if a is None else f"so the answer is \\boxed{{{a}}}."
+        s["correct"] = a == gold[s["id"]]
+        del s["extracted"]
+        s.pop("level", None)
+    (out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    (out / "results.json").unlink()
+    run_pte("eval", "--model", str(tiny_model_dir), "--dataset", str(big), "--dataset", str(small),
+            "--samples", "8", "--pass-k", "1,4,8", "--temperature", "1.0", "--max-new-tokens", "6",
+            "--reward", f"{rewards}:task", "--output", str(out))
+    again = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert [s["extracted"] for s in again] == [answers[s["id"]][s["sample"]] for s in samples]
+    assert {s["level"] for s in again if s["dataset"] == "big"} == {1, 2}  # filled in from the rows
+    expect = check(json.loads((out / "results.json").read_text()), again)
+    assert expect["big"]["maj@8"] == 1 / 3 and expect["small"]["maj@8"] == 1
+    # --preset r1: its sampling settings (the explicit --samples wins) and no system prompt, recorded
+    run_pte("eval", "--model", str(tiny_model_dir), "--dataset", str(small), "--preset", "r1", "--samples", "2",
+            "--max-new-tokens", "4", "--reward", f"{rewards}:task", "--output", str(tmp_path / "r1"))
+    settings = json.loads((tmp_path / "r1" / "results.json").read_text())["settings"]
+    assert (settings["preset"], settings["samples"], settings["temperature"], settings["top_p"]) == ("r1", 2, 0.6, 0.95)
+    assert settings["system"] is None and settings["pass_k"] == [1, 2]
 
 
 def test_eval_says_when_the_thought_state_never_updated(tiny_model_dir, tmp_path):

@@ -1,10 +1,11 @@
-"""``pte report``: eval results side by side (Markdown tables, an accuracy-vs-window plot with
-95% intervals) and training curves from metrics.jsonl. Plots need matplotlib (``pip install
-'pte-cli[plot]'``); the tables do not."""
+"""``pte report``: eval results side by side (Markdown tables of pass@k, maj@n, overall and macro
+averages; an accuracy-vs-window plot with 95% intervals) and training curves from metrics.jsonl.
+Plots need matplotlib (``pip install 'pte-cli[plot]'``); the tables do not."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -30,20 +31,48 @@ def _budget_key(b: str) -> float:
     return float("inf") if b == "full" else float(b)
 
 
+_METRIC = re.compile(r"(pass|maj)@(\d+)")
+
+
+def _metrics(runs: dict[str, dict]) -> list[str]:
+    """pass@k for every k, then maj@n for every n, that any run reports (pass@1 always)."""
+    keys = {"pass@1"}
+    for r in runs.values():
+        for stats in [*r["overall"].values(), *(s for per in r["results"].values() for s in per.values())]:
+            keys |= {k for k in stats if _METRIC.fullmatch(k)}
+    return sorted(keys, key=lambda k: (k.startswith("maj"), int(k.partition("@")[2])))
+
+
+def macro(r: dict, budget: str) -> dict:
+    """A run's macro average (mean over datasets) at one budget: as results.json has it, else
+    (results written before it was recorded) computed from the per-dataset numbers."""
+    if budget in r.get("macro", {}):
+        return r["macro"][budget]
+    rows = [per[budget] for per in r["results"].values() if budget in per]
+    if not rows:
+        return {}
+    keys = [k for k in rows[0] if k not in ("problems", "samples") and all(k in x for x in rows)]
+    return {k: sum(x[k] for x in rows) / len(rows) for k in keys}
+
+
 def markdown(runs: dict[str, dict]) -> str:
+    """Per cache window and per number (pass@k for each k, maj@n): one table, a row per run, a
+    column per dataset, then the pooled "overall" and the "macro" average over datasets. A
+    number a run did not record (older results.json, other k) is "-"."""
     budgets = sorted({b for r in runs.values() for b in r["overall"]}, key=_budget_key)
     datasets = sorted({d for r in runs.values() for d in r["results"]})
+    cell = lambda stats, m: f"{stats[m] * 100:.1f}" if m in stats else "-"  # noqa: E731
     out = []
     for b in budgets:
-        out.append(f"### pass@1 (%), cache window {b}\n")
-        out.append("| method | " + " | ".join(datasets) + " | overall |")
-        out.append("|---" * (len(datasets) + 2) + "|")
-        for label, r in runs.items():
-            cells = [f"{r['results'][d][b]['pass@1'] * 100:.1f}" if b in r["results"].get(d, {}) else "-"
-                     for d in datasets]
-            overall = f"{r['overall'][b]['pass@1'] * 100:.1f}" if b in r["overall"] else "-"
-            out.append(f"| {label} | " + " | ".join(cells) + f" | {overall} |")
-        out.append("")
+        for m in _metrics(runs):
+            out.append(f"### {m} (%), cache window {b}\n")
+            out.append("| method | " + " | ".join(datasets) + " | overall | macro |")
+            out.append("|---" * (len(datasets) + 3) + "|")
+            for label, r in runs.items():
+                cells = [cell(r["results"].get(d, {}).get(b, {}), m) for d in datasets]
+                cells += [cell(r["overall"].get(b, {}), m), cell(macro(r, b), m)]
+                out.append(f"| {label} | " + " | ".join(cells) + " |")
+            out.append("")
     return "\n".join(out)
 
 
