@@ -107,7 +107,7 @@ class Tok:
         return " ".join(str(i) for i in ids)
 
 
-def make_trainer(tmp_path, **overrides):
+def make_trainer(tmp_path, reward=None, **overrides):
     torch.manual_seed(0)
     pte = PTEModel(tiny_llama(), ProgressiveEncoder(ThoughtConfig(global_tokens=8, rank=4)))
     problems = [Problem(f"p{i}", "1", {}) for i in range(4)]
@@ -116,8 +116,61 @@ def make_trainer(tmp_path, **overrides):
     cfg = TrainConfig(**{**fields, **overrides})
     manifest = AdapterManifest(pte_version="0", lora=LoRAConfig(r=4, global_tokens=8), encoder="progressive")
     prompt_ids = lambda text: [4, 5, 6, int(text[1:]) + 10]  # noqa: E731
-    return Trainer(pte, Tok(), lambda: LRUPromptKeep(PolicyConfig(cache_window=14)), WeightedSum([("has-7", LengthReward(), 1.0)]),
+    reward = reward or WeightedSum([("has-7", LengthReward(), 1.0)])
+    return Trainer(pte, Tok(), lambda: LRUPromptKeep(PolicyConfig(cache_window=14)), reward,
                    problems, cfg, manifest, eos=[3], prompt_ids=prompt_ids, progress=False)
+
+
+class FirstGroupSpread:
+    """Spread in the first prompt's group only (every other completion right); records its columns."""
+
+    name = "first-group"
+
+    def __init__(self):
+        self.columns = []
+
+    def score(self, completions, answers, prompts=None, **columns):
+        self.columns.append({"prompts": prompts, **columns})
+        return [RewardResult(float(p == prompts[0] and i % 2 == 0)) for i, p in enumerate(prompts)]
+
+
+def test_rewards_get_prompts_token_lengths_and_truncation(tmp_path):
+    reward = FirstGroupSpread()
+    trainer = make_trainer(tmp_path, reward=WeightedSum([("first-group", reward, 1.0)]), max_steps=1)
+    trainer.step(0)
+    cols = reward.columns[0]
+    assert cols["prompts"] == [p.prompt for p in trainer.problems_for(0) for _ in range(4)]
+    assert len(cols["completion_ids"]) == 8 and cols["completion_lengths"] == [len(x) for x in cols["completion_ids"]]
+    assert all(isinstance(t, bool) for t in cols["truncated"])
+    assert [n == 24 for n in cols["completion_lengths"]] == cols["truncated"]  # eos=[3] or the 24-token limit
+
+
+def _replay_step(tmp_path, replay_all: bool):
+    """One beta-0 step on the first-group-spread reward: (sorted replayed rows, metrics, gradient)."""
+    import dataclasses
+
+    trainer = make_trainer(tmp_path, reward=WeightedSum([("first-group", FirstGroupSpread(), 1.0)]),
+                           beta=0.0, loss_type="grpo", max_steps=1, replay_graph="exact")
+    trainer.optimizer.step = lambda: None
+    plain, run, rows = trainer.trajectory, trainer._replay_backward, []
+    if replay_all:  # the oracle: every row replayed
+        trainer.trajectory = lambda comps, rewards: dataclasses.replace(
+            plain(comps, rewards), replayed=torch.ones(len(comps), dtype=torch.bool))
+    trainer._replay_backward = lambda batch, idx, first: rows.extend(idx) or run(batch, idx, first)
+    metrics = trainer.step(0)
+    return sorted(rows), metrics, torch.cat([p.grad.flatten() for p in trainer.params])
+
+
+def test_groups_without_spread_are_not_replayed_when_beta_is_0(tmp_path):
+    """With beta 0 a flat group has no gradient: skipping its replay gives the same gradient
+    (grpo weights do not depend on the step's token count; exact replay, whose gradient does not
+    depend on which rows share a sub-batch) and is counted."""
+    rows, metrics, grad = _replay_step(tmp_path / "skip", replay_all=False)
+    all_rows, all_metrics, all_grad = _replay_step(tmp_path / "all", replay_all=True)
+    assert rows == [0, 1, 2, 3] and metrics["groups_not_replayed"] == 1
+    assert all_rows == list(range(8)) and all_metrics["groups_not_replayed"] == 0
+    assert grad.abs().sum() > 0
+    assert (grad - all_grad).abs().max() <= 1e-6 * all_grad.abs().max()  # fp32 round-off
 
 
 def test_training_step_updates_adapter_only_and_loss_types_differ(tmp_path):

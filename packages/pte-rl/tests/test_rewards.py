@@ -86,6 +86,20 @@ def test_leaving_a_weighted_sum_closes_every_part_that_holds_workers():
         p.proc.wait(timeout=10)  # raises TimeoutExpired if a worker was left running
 
 
+def test_overlong_penalty_ramps_to_minus_one_over_the_buffer():
+    from pydantic import ValidationError
+
+    from pte_rl.rewards import OverlongConfig, OverlongReward
+
+    r = OverlongReward(OverlongConfig(max_length=100, buffer=20))
+    got = [x.value for x in r.score(["x"] * 6, ["1"] * 6, completion_lengths=[10, 80, 81, 90, 100, 140])]
+    assert got == [0.0, 0.0, pytest.approx(-0.05), pytest.approx(-0.5), -1.0, -1.0]
+    missing = r.score(["x"], ["1"])  # pte score has no token counts: a failure with the reason
+    assert missing[0].failed and "completion_lengths" in missing[0].reason
+    with pytest.raises(ValidationError, match="buffer"):
+        OverlongConfig(max_length=10, buffer=20)
+
+
 PATHOLOGICAL = [
     "\\boxed{9^{9^{9^{9}}}}",
     "x" * 1_000_000,

@@ -333,6 +333,7 @@ def run_eval(choices, kw):
             write_text_atomic(path, jsonl_text(samples))
     from pte_rl.rewards.base import task_correct
     from pte_rl.rewards.function import RewardFunctionError
+    from pte_rl.rollout import rollout_columns
 
     pte, tokenizer = load_model(choices["backend"], encoder, adapter)
     if no_system(kw):  # --preset r1: no system prompt, also for an adapter trained with one
@@ -372,6 +373,7 @@ def run_eval(choices, kw):
                 texts = [tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in comps]
                 rows = [r for _, _, r, _ in items]
                 columns = row_columns(rows, ("prompt", "answer"))  # other fields reach the rewards
+                columns.update(rollout_columns([r["prompt"] for r in rows], comps))
                 try:
                     scored = reward.score_parts(texts, [r["answer"] for r in rows], **columns)
                 except RewardFunctionError as err:  # the user's function: its message, no traceback

@@ -86,6 +86,9 @@ class Trajectory:
     sampled_lp: torch.Tensor  # [N, width]
     old_lp: torch.Tensor  # [N, width], filled by the first replay
     ref_lp: torch.Tensor | None = None  # [N, width] full-cache base model (None: beta = 0)
+    # [N] rows the replay runs (None: all). With beta = 0 a group without reward spread has zero
+    # advantage and no KL term: no gradient at all, so its rows are not replayed
+    replayed: torch.Tensor | None = None
     stats: dict = field(default_factory=lambda: dict.fromkeys(
         ("loss", "kl", "clip_low", "clip_high", "entropy", "tokens"), 0.0))
 

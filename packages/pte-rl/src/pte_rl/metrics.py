@@ -26,15 +26,17 @@ def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skippe
     st, comps, lengths = batch.stats, batch.completions, batch.lengths
     rewards = batch.rewards
     n_tok = max(st["tokens"], 1.0)
+    replayed = batch.replayed if batch.replayed is not None else torch.ones(len(comps), dtype=torch.bool)
+    mismatch = (batch.old_lp - batch.sampled_lp).abs()[replayed.to(batch.old_lp.device)]
     # measured by the replay: a skipped step has none of them (absent, not 0.0)
-    replayed = {} if skipped else {
+    measured = {} if skipped else {
         "kl": st["kl"] / n_tok,
         "entropy": st["entropy"] / n_tok,
         "loss": st["loss"] / num_iterations,
         "grad_norm": grad_norm,
         "clip_ratio/low_mean": st["clip_low"] / n_tok,
         "clip_ratio/high_mean": st["clip_high"] / n_tok,
-        "logprob_mismatch": float((batch.old_lp - batch.sampled_lp).abs().sum()) / max(int(lengths.sum()), 1),
+        "logprob_mismatch": float(mismatch.sum()) / max(int(lengths[replayed].sum()), 1),
     }
     return {
         "reward": float(rewards.mean()),
@@ -57,7 +59,9 @@ def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skippe
         "peak_memory_mb": peak_memory_mb(device),
         "dtype": str(dtype).removeprefix("torch."),  # the frozen base's (adapters are fp32)
         "reward_failures": count_failures(parts),
-        **replayed,
+        # groups without reward spread that were not replayed (beta 0: they carry no gradient)
+        "groups_not_replayed": int(batch.zero_std.sum()) if not skipped and not bool(replayed.all()) else 0,
+        **measured,
     }
 
 

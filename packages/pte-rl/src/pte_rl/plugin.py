@@ -2,6 +2,7 @@
 
 from .backends import HFBackend, HFConfig
 from .hookspecs import hookimpl
+from .rewards.length import OverlongConfig, OverlongReward
 from .rewards.math import ExactConfig, ExactReward, FormatReward, MathConfig, MathReward
 
 
@@ -13,6 +14,8 @@ def pte_register_rewards(register):
              help="1 if the final answer equals the reference after string normalisation.")
     register("format", FormatReward, config=ExactConfig,
              help="1 if the completion ends with a well-formed \\boxed{...} answer.")
+    register("overlong", OverlongReward, config=OverlongConfig,
+             help="DAPO's soft overlong penalty: 0, ramping to -1 over the last `buffer` tokens before max_length.")
 
 
 @hookimpl

@@ -44,6 +44,15 @@ class Completion:
         return sum(len(positions) for _, positions in self.schedule)
 
 
+def rollout_columns(prompts: list, completions: list[Completion]) -> dict[str, list]:
+    """Keyword columns every reward gets beside the data's own (TRL's names where it has them):
+    ``prompts``, ``completion_ids``, ``completion_lengths`` (tokens) and ``truncated`` (cut at
+    the length limit). They take precedence over data columns of the same name."""
+    return {"prompts": list(prompts), "completion_ids": [list(c.token_ids) for c in completions],
+            "completion_lengths": [len(c.token_ids) for c in completions],
+            "truncated": [not c.finished for c in completions]}
+
+
 def eviction_counts(completions: list[Completion]) -> dict[str, float]:
     """Sums over ``completions`` (ranks and steps can add them up): completions, eviction events,
     evicted tokens and thought-state updates."""

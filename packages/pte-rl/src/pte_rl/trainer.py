@@ -39,7 +39,15 @@ from .evaluation import evaluate_counts, summarize_counts
 from .grpo import Trajectory, group_advantages, token_weights
 from .metrics import MetricsLogger, step_metrics
 from .replay import replay_logprobs
-from .rollout import Completion, SamplingConfig, eviction_counts, eviction_rates, idle_state_note, sample
+from .rollout import (
+    Completion,
+    SamplingConfig,
+    eviction_counts,
+    eviction_rates,
+    idle_state_note,
+    rollout_columns,
+    sample,
+)
 
 
 @dataclass
@@ -187,8 +195,9 @@ class Trainer:
         return out
 
     @staticmethod
-    def _buckets(completions, size):
-        order = sorted(range(len(completions)),
+    def _buckets(completions, size, rows=None):
+        """Indices of ``completions`` (or of ``rows`` among them) in sub-batches of similar length."""
+        order = sorted(range(len(completions)) if rows is None else rows,
                        key=lambda i: (len(completions[i].prompt_ids), len(completions[i].token_ids)))
         return [order[s : s + size] for s in range(0, len(order), size)]
 
@@ -202,7 +211,7 @@ class Trainer:
         self._count_evictions(completions)
 
         texts = [self.tokenizer.decode(x.token_ids, skip_special_tokens=True) for x in completions]
-        parts = self.score(problems, texts)
+        parts = self.score(problems, texts, completions)
         batch = self.trajectory(completions, torch.tensor(self.reward.total(parts), dtype=torch.float32))
         if c.log_completions:
             self.logger.log_completions(step + 1, self._sample_rows(problems, completions, texts, parts, batch.rewards))
@@ -216,9 +225,10 @@ class Trainer:
         # adapter, so the step is skipped (counted in `skipped_step`) instead of spending a replay
         flat = self._all_sum([float(bool(batch.zero_std.all()))])[0] == self.dist.world
         grad_norm = torch.zeros(())
+        rows = [i for i in range(len(completions)) if batch.replayed[i]]
         for iteration in range(0 if flat else c.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
-            for idx in self._buckets(completions, c.replay_sub_batch_size):
+            for idx in self._buckets(completions, c.replay_sub_batch_size, rows):
                 self._replay_backward(batch, idx, first=iteration == 0)
             grad_norm = self._reduce_and_clip()
             self.optimizer.step()
@@ -247,10 +257,12 @@ class Trainer:
         return idle_state_note(self.pte.encoder, self.policy_factory(), eviction_rates(seen),
                                int(seen["longest_prompt"]), int(seen["longest_row"]))
 
-    def score(self, problems: list[Problem], texts: list[str]) -> dict:
-        """Every reward part of every completion (each problem's extra columns passed along)."""
+    def score(self, problems: list[Problem], texts: list[str], completions: list[Completion]) -> dict:
+        """Every reward part of every completion: each problem's extra columns passed along, and
+        what the rollout knows (:func:`rollout_columns`)."""
         rows = [p for p in problems for _ in range(self.config.group_size)]
         columns = {k: [r.extra.get(k) for r in rows] for k in sorted({k for r in rows for k in r.extra})}
+        columns.update(rollout_columns([r.prompt for r in rows], completions))
         return self.reward.score_parts(texts, [r.answer for r in rows], **columns)
 
     def trajectory(self, completions: list[Completion], rewards: torch.Tensor) -> Trajectory:
@@ -261,13 +273,15 @@ class Trainer:
         truncated = torch.tensor([not x.finished for x in completions])
         lengths = torch.tensor([len(x.token_ids) for x in completions])
         active = ~truncated if c.mask_truncated else torch.ones(len(completions), dtype=torch.bool)
-        total_tokens, total_rows = self._all_sum([int((lengths * active).sum()), len(completions)])
+        replayed = (~zero_std).repeat_interleave(c.group_size) if c.beta == 0 else torch.ones_like(active)
+        # dapo's denominator: the tokens that carry a loss (rows not replayed carry none)
+        total_tokens, total_rows = self._all_sum([int((lengths * active * replayed).sum()), len(completions)])
         weights = token_weights(lengths, c.loss_type, c.max_new_tokens, int(total_rows), int(total_tokens)) * active
         sampled_lp = torch.zeros(len(completions), int(lengths.max()), device=self.device)
         for i, x in enumerate(completions):
             sampled_lp[i, : len(x.logprobs)] = torch.tensor(x.logprobs)
         return Trajectory(completions, rewards, advantages.to(self.device), zero_std, lengths, truncated,
-                          weights.to(self.device), sampled_lp, torch.zeros_like(sampled_lp))
+                          weights.to(self.device), sampled_lp, torch.zeros_like(sampled_lp), replayed=replayed)
 
     def _sample_rows(self, problems, completions, texts, parts, rewards) -> list[dict]:
         """``log_completions`` of this step's completions, the first of each group first."""
@@ -323,7 +337,7 @@ class Trainer:
             return metrics
         keys = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
         maxed = {"completions/max_length", "max_cache_tokens", "peak_memory_mb", "step_time"}
-        summed = {"reward_failures"}
+        summed = {"reward_failures", "groups_not_replayed"}
         t = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64, device=self.device)
         t_max = t.clone()
         dist.all_reduce(t)

@@ -2,6 +2,7 @@
 
 from .base import Reward, RewardResult, WeightedSum
 from .extract import extract_answer, last_boxed
+from .length import OverlongConfig, OverlongReward
 from .math import ExactReward, FormatReward, MathConfig, MathReward, score_item
 from .normalize import normalize
 from .verify import Unverifiable, answers_equal
@@ -11,6 +12,8 @@ __all__ = [
     "FormatReward",
     "MathConfig",
     "MathReward",
+    "OverlongConfig",
+    "OverlongReward",
     "Reward",
     "RewardResult",
     "Unverifiable",
