@@ -67,7 +67,7 @@ def main():
     from pte_rl.data import Problem
     from pte_rl.memory import limit_heap_fragmentation
     from pte_rl.rewards import WeightedSum
-    from pte_rl.trainer import TrainConfig, Trainer
+    from pte_rl.trainer import TrainConfig, Trainer, TrainerParts
     from pte_thought import ProgressiveEncoder
 
     limit_heap_fragmentation()
@@ -83,9 +83,10 @@ def main():
 
     cfg = TrainConfig(output_dir="/tmp/pte-profile", max_steps=2, prompts_per_step=a.prompts, group_size=a.group,
                       max_new_tokens=a.tokens, tensorboard=False, rollout_sub_batch_size=a.prompts * a.group)
-    trainer = Trainer(pte, tok, policy, WeightedSum([("alternate", AlternateReward(), 1.0)]), problems, cfg,
-                      AdapterManifest(pte_version="bench", lora=LoRAConfig(), encoder="progressive"), eos=[],
-                      prompt_ids=lambda text: chat_prompt(tok, text), progress=False)
+    parts = TrainerParts(pte, tok, policy, WeightedSum([("alternate", AlternateReward(), 1.0)]), problems,
+                         AdapterManifest(pte_version="bench", lora=LoRAConfig(), encoder="progressive"), eos=[],
+                         prompt_ids=lambda text: chat_prompt(tok, text))
+    trainer = Trainer(cfg, parts, progress=False)
     trainer.step(0)  # warm-up: kernel selection, allocator growth
 
     chosen = trainer.problems_for(1)

@@ -38,7 +38,7 @@ def case(spec: dict) -> dict:
     from pte_rl.data import Problem
     from pte_rl.memory import limit_heap_fragmentation
     from pte_rl.rewards import WeightedSum
-    from pte_rl.trainer import TrainConfig, Trainer
+    from pte_rl.trainer import TrainConfig, Trainer, TrainerParts
     from pte_thought import IdentityEncoder, ProgressiveEncoder
 
     limit_heap_fragmentation()  # what `pte train` does on CPU
@@ -62,8 +62,9 @@ def case(spec: dict) -> dict:
         # every group gets reward spread, so every step runs its replay and optimizer step (a real
         # reward on forced-length answers is all 0: the trainer would skip those steps as flat)
         reward = WeightedSum([("alternate", AlternateReward(), 1.0)])
-        trainer = Trainer(pte, tok, policy, reward, problems, cfg, manifest, eos=[],  # eos=[]: full length
-                          prompt_ids=lambda text: chat_prompt(tok, text), progress=False)
+        parts = TrainerParts(pte, tok, policy, reward, problems, manifest, eos=[],  # eos=[]: full length
+                             prompt_ids=lambda text: chat_prompt(tok, text))
+        trainer = Trainer(cfg, parts, progress=False)
         seconds, runs = [], []
         for step in range(spec["steps"]):
             t = time.perf_counter()

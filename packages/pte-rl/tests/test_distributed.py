@@ -9,7 +9,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from pte_rl import trainer as trainer_module
+from pte_rl import distributed as dist_module
 from pte_rl.checkpoint import CheckpointError, agreed_checkpoint, step_dir
 
 
@@ -23,14 +23,14 @@ def test_cuda_device_is_set_before_the_process_group_starts(monkeypatch):
     monkeypatch.setattr(dist, "get_rank", lambda: 1)
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     device = torch.device("cuda", 1)
-    info = trainer_module.init_distributed(device)
+    info = dist_module.init_distributed(device)
     # the rank's own GPU first, then a group bound to it with an explicit timeout
     assert calls == [("set_device", device),
-                     ("init", "nccl", {"device_id": device, "timeout": trainer_module.DIST_TIMEOUT})]
+                     ("init", "nccl", {"device_id": device, "timeout": dist_module.DIST_TIMEOUT})]
     assert (info.rank, info.world) == (1, 2)
     calls.clear()
-    trainer_module.init_distributed(torch.device("cpu"))
-    assert calls == [("init", "gloo", {"timeout": trainer_module.DIST_TIMEOUT})]
+    dist_module.init_distributed(torch.device("cpu"))
+    assert calls == [("init", "gloo", {"timeout": dist_module.DIST_TIMEOUT})]
 
 
 def _resume_worker(rank, port, folders, results):

@@ -14,7 +14,7 @@ from pte_rl.checkpoint import CheckpointError, latest_checkpoint, run_identity
 from pte_rl.data import DataError, Problem, load_problems
 from pte_rl.grpo import group_advantages, per_token_loss, token_weights
 from pte_rl.rewards import RewardResult, WeightedSum
-from pte_rl.trainer import TrainConfig, Trainer
+from pte_rl.trainer import TrainConfig, Trainer, TrainerParts
 from pte_thought import ProgressiveEncoder, ThoughtConfig
 
 
@@ -117,8 +117,9 @@ def make_trainer(tmp_path, reward=None, **overrides):
     manifest = AdapterManifest(pte_version="0", lora=LoRAConfig(r=4, global_tokens=8), encoder="progressive")
     prompt_ids = lambda text: [4, 5, 6, int(text[1:]) + 10]  # noqa: E731
     reward = reward or WeightedSum([("has-7", LengthReward(), 1.0)])
-    return Trainer(pte, Tok(), lambda: LRUPromptKeep(PolicyConfig(cache_window=14)), reward,
-                   problems, cfg, manifest, eos=[3], prompt_ids=prompt_ids, progress=False)
+    parts = TrainerParts(pte, Tok(), lambda: LRUPromptKeep(PolicyConfig(cache_window=14)), reward,
+                         problems, manifest, eos=[3], prompt_ids=prompt_ids)
+    return Trainer(cfg, parts, progress=False)
 
 
 class FirstGroupSpread:
@@ -280,7 +281,7 @@ def test_resume_refuses_changed_training_data(tmp_path):
     make_trainer(tmp_path, max_steps=1).train()
     other = make_trainer(tmp_path, max_steps=2, resume=True)
     other.problems = other.problems[:3]
-    other.identity = run_identity(other.manifest, other.config.model_dump(), other.problems)
+    other.identity = run_identity(other.parts.manifest, other.config.model_dump(), other.problems)
     with pytest.raises(CheckpointError, match=r"data: checkpoint has '4 problems, sha256 [0-9a-f]+', this run has '3 problems"):
         other.train()
 

@@ -10,12 +10,13 @@ from .hookspecs import hookimpl, pte_register_eviction_policies
 
 _EXPORTS = {
     "BoundedCache": "cache", "EvictionEvent": "cache", "cache_argument": "cache",
-    "EvictionPolicy": "policies", "Full": "policies", "LRUPromptKeep": "policies",
+    "CacheView": "policies", "EvictionPolicy": "policies", "Full": "policies", "LRUPromptKeep": "policies",
     "SlidingWindow": "policies", "StreamingLLM": "policies",
     "FullConfig": "config", "PolicyConfig": "config", "StreamingConfig": "config",
 }
 __all__ = [
     "BoundedCache",
+    "CacheView",
     "EvictionEvent",
     "EvictionPolicy",
     "Full",

@@ -223,10 +223,11 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
     from pte_rl import chat_prompt, eos_ids
     from pte_rl.backends import FP16_TRAINING, dtype_reason, pick_device, pick_dtype
     from pte_rl.checkpoint import CheckpointError
+    from pte_rl.distributed import init_distributed
     from pte_rl.files import write_json_atomic
     from pte_rl.memory import limit_heap_fragmentation
     from pte_rl.rewards.function import RewardFunctionError
-    from pte_rl.trainer import Trainer, init_distributed
+    from pte_rl.trainer import Trainer, TrainerParts
 
     backend, eviction, encoder = (choice_of(kind, getattr(run, kind)) for kind in ("backend", "eviction", "encoder"))
     reward = rewards_of(run.rewards)
@@ -267,8 +268,9 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
                    f"{t.prompts_per_step} prompts x {t.group_size} completions x {dist_info.world} "
                    f"rank{'s' if dist_info.world > 1 else ''} = {t.prompts_per_step * t.group_size * dist_info.world} "
                    f"completions per step", err=True)
-    trainer = Trainer(pte, tokenizer, eviction.build, reward, problems, run, manifest,
-                      eos_ids(pte.model, tokenizer), encoded.__getitem__, dist_info, eval_problems=eval_problems)
+    parts = TrainerParts(pte, tokenizer, eviction.build, reward, problems, manifest, eos_ids(pte.model, tokenizer),
+                         encoded.__getitem__, eval_problems)
+    trainer = Trainer(run.train, parts, run=run, dist_info=dist_info)
     try:
         with reward:
             result = trainer.train()

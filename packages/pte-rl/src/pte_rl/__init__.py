@@ -12,6 +12,7 @@ _EXPORTS = {
     "PTEModel": "policy", "token_logprobs": "policy",
     "replay_logprobs": "replay",
     "Completion": "rollout", "SamplingConfig": "rollout", "sample": "rollout",
+    "Trainer": "trainer", "TrainerParts": "trainer", "TrainConfig": "config", "RunConfig": "config",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

@@ -66,14 +66,27 @@ def per_token_loss(new_lp, old_lp, ref_lp, advantages, beta: float, epsilon: flo
 
 
 @dataclass
+class StepStats:
+    """Sums over a step's replayed tokens (every chunk and row adds to them); the metrics divide
+    by ``tokens`` (``loss`` by the iterations). Across ranks the resulting metrics are averaged."""
+
+    loss: float = 0.0
+    kl: float = 0.0
+    clip_low: float = 0.0
+    clip_high: float = 0.0
+    entropy: float = 0.0
+    tokens: float = 0.0
+
+
+@dataclass
 class Trajectory:
     """One step's rollouts on this rank and everything the loss needs about them.
 
     Rows are completions (``N`` = prompts x group size); log-prob tensors are ``[N, width]`` with
     ``width`` the longest completion. ``old_lp`` (pi_old) is the first replay's own log-probs,
-    detached, as in TRL: the ratio starts at exactly 1 even where the sampler's numerics differ
-    from replay's (bf16 kernels, other batch shapes); ``sampled_lp - old_lp`` is reported as
-    ``logprob_mismatch``.
+    detached, as in TRL (the trainer stores what that replay returns): the ratio starts at exactly
+    1 even where the sampler's numerics differ from replay's (bf16 kernels, other batch shapes);
+    ``sampled_lp - old_lp`` is reported as ``logprob_mismatch``.
     """
 
     completions: list
@@ -84,29 +97,27 @@ class Trajectory:
     truncated: torch.Tensor  # [N] hit max_new_tokens
     weights: torch.Tensor  # [N] loss weight of each of a row's tokens (0: row masked)
     sampled_lp: torch.Tensor  # [N, width]
-    old_lp: torch.Tensor  # [N, width], filled by the first replay
+    old_lp: torch.Tensor  # [N, width], the first replay's log-probs
     ref_lp: torch.Tensor | None = None  # [N, width] full-cache base model (None: beta = 0)
     # [N] rows the replay runs (None: all). With beta = 0 a group without reward spread has zero
     # advantage and no KL term: no gradient at all, so its rows are not replayed
     replayed: torch.Tensor | None = None
-    stats: dict = field(default_factory=lambda: dict.fromkeys(
-        ("loss", "kl", "clip_low", "clip_high", "entropy", "tokens"), 0.0))
+    stats: StepStats = field(default_factory=StepStats)
 
     def chunk_loss(self, rows: torch.Tensor, config, first: bool, lp, mask, cols) -> torch.Tensor:
         """Weighted loss of replayed log-probs ``lp`` ([len(rows), len(cols)], with grad) of
-        ``rows`` at token columns ``cols``; accumulates the metric sums in ``stats``."""
-        if first:
-            self.old_lp[rows, cols] = lp.detach()
-        old = self.old_lp[rows][:, cols]
+        ``rows`` at token columns ``cols``; accumulates the metric sums in ``stats``. In the first
+        iteration pi_old is this replay itself (ratio 1)."""
+        old = lp.detach() if first else self.old_lp[rows][:, cols]
         ref = self.ref_lp[rows][:, cols] if self.ref_lp is not None else None
         loss_tok, st = per_token_loss(lp, old, ref, self.advantages[rows], config.beta, config.epsilon,
                                       config.epsilon_high)
         loss = (loss_tok * self.weights[rows][:, None] * mask).sum()
         m = mask.float()
-        self.stats["loss"] += float(loss.detach())
-        self.stats["tokens"] += float(m.sum())
-        self.stats["clip_low"] += float((st["clip_low"] * m).sum())
-        self.stats["clip_high"] += float((st["clip_high"] * m).sum())
+        self.stats.loss += float(loss.detach())
+        self.stats.tokens += float(m.sum())
+        self.stats.clip_low += float((st["clip_low"] * m).sum())
+        self.stats.clip_high += float((st["clip_high"] * m).sum())
         if "kl" in st:
-            self.stats["kl"] += float((st["kl"] * m).sum())
+            self.stats.kl += float((st["kl"] * m).sum())
         return loss

@@ -20,22 +20,27 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+# how a step's metric combines across ranks; every metric not named here is the mean of the ranks'
+REDUCTIONS = {"completions/max_length": "max", "max_cache_tokens": "max", "peak_memory_mb": "max",
+              "step_time": "max", "reward_failures": "sum", "groups_not_replayed": "sum"}
+
+
 def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skipped: bool, grad_norm: float,
                  learning_rate: float, device: torch.device, dtype: torch.dtype) -> dict:
     """The logged metrics of one step (names follow TRL's GRPOTrainer where they mean the same)."""
     st, comps, lengths = batch.stats, batch.completions, batch.lengths
     rewards = batch.rewards
-    n_tok = max(st["tokens"], 1.0)
+    n_tok = max(st.tokens, 1.0)
     replayed = batch.replayed if batch.replayed is not None else torch.ones(len(comps), dtype=torch.bool)
     mismatch = (batch.old_lp - batch.sampled_lp).abs()[replayed.to(batch.old_lp.device)]
     # measured by the replay: a skipped step has none of them (absent, not 0.0)
     measured = {} if skipped else {
-        "kl": st["kl"] / n_tok,
-        "entropy": st["entropy"] / n_tok,
-        "loss": st["loss"] / num_iterations,
+        "kl": st.kl / n_tok,
+        "entropy": st.entropy / n_tok,
+        "loss": st.loss / num_iterations,
         "grad_norm": grad_norm,
-        "clip_ratio/low_mean": st["clip_low"] / n_tok,
-        "clip_ratio/high_mean": st["clip_high"] / n_tok,
+        "clip_ratio/low_mean": st.clip_low / n_tok,
+        "clip_ratio/high_mean": st.clip_high / n_tok,
         "logprob_mismatch": float(mismatch.sum()) / max(int(lengths[replayed].sum()), 1),
     }
     return {

@@ -4,26 +4,24 @@ rollout (no grad, bounded cache) -> rewards -> group advantages -> reference log
 off, full cache, no grad) -> replay with grad, chunk by chunk, loss backpropagated per chunk ->
 one gradient all-reduce across ranks -> clip -> optimizer -> metrics -> checkpoint.
 
-Distributed: every rank runs its own rollout and replay on the plain module (no DDP wrapper,
-no per-backward hooks), so ranks that decode or replay different numbers of steps never wait
-on each other. Loss weights are normalised by global counts and gradients are summed with a
-single all-reduce per optimizer step, which gives the gradient of the loss over all ranks' data.
+The pieces it composes: :class:`TrainerParts` (the live objects of a run), a
+:class:`~pte_rl.sampler.PromptSampler` (data order), :class:`~pte_rl.distributed.Dist` (sums across
+ranks), replay (:mod:`pte_rl.replay`), the GRPO maths (:mod:`pte_rl.grpo`) and the metrics
+(:mod:`pte_rl.metrics`).
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from .checkpoint import (
     agreed_checkpoint,
@@ -35,9 +33,10 @@ from .checkpoint import (
 )
 from .config import RunConfig, TrainConfig
 from .data import Problem
+from .distributed import DIST_TIMEOUT, Dist, init_distributed  # noqa: F401 (re-exported: the CLI's import)
 from .evaluation import evaluate_counts, summarize_counts
 from .grpo import Trajectory, group_advantages, token_weights
-from .metrics import MetricsLogger, step_metrics
+from .metrics import REDUCTIONS, MetricsLogger, step_metrics
 from .replay import replay_logprobs
 from .rollout import (
     Completion,
@@ -48,82 +47,56 @@ from .rollout import (
     rollout_columns,
     sample,
 )
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-# a rank waits this long at a collective (another rank saving a checkpoint, a slow eval) before
-# the job fails with a timeout instead of hanging; torch's own default for nccl is 10 minutes
-DIST_TIMEOUT = timedelta(minutes=30)
-
-
-def init_distributed(device: torch.device, timeout: timedelta = DIST_TIMEOUT) -> Dist:
-    """Join the torchrun process group if there is one (gloo on CPU, nccl on CUDA).
-
-    On CUDA the rank's device is made current and bound to the group before it starts: without
-    it every rank creates a context on GPU 0 and nccl collectives can hang (torch's docs).
-    """
-    import os
-
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        return Dist()
-    if not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device, timeout=timeout)
-        else:
-            dist.init_process_group("gloo", timeout=timeout)
-    return Dist(dist.get_rank(), dist.get_world_size())
+from .sampler import PromptSampler
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63)
 
 
+@dataclass
+class TrainerParts:
+    """The live objects of a run (``pte train`` builds them from a :class:`RunConfig`)."""
+
+    pte: Any  # pte_rl.PTEModel
+    tokenizer: Any
+    policy_factory: Callable[[], object]  # a fresh eviction policy per rollout
+    reward: Any  # pte_rl.rewards.WeightedSum
+    problems: list[Problem]
+    manifest: Any  # pte_lora.AdapterManifest, saved with every checkpoint
+    eos: list[int]
+    prompt_ids: Callable[[str], list[int]]  # a prompt's chat-template token ids
+    eval_problems: list[Problem] = field(default_factory=list)
+
+
 class Trainer:
-    def __init__(self, pte, tokenizer, policy_factory: Callable[[], object], reward, problems: list[Problem],
-                 config: TrainConfig | RunConfig, manifest, eos: list[int], prompt_ids: Callable[[str], list[int]],
-                 dist_info: Dist | None = None, progress: bool = True,
-                 eval_problems: list[Problem] | None = None):
-        self.pte = pte
-        self.tokenizer = tokenizer
-        self.policy_factory = policy_factory
-        self.reward = reward
-        self.problems = problems
-        self.eval_problems = eval_problems or []
-        # the whole run's config when given (recorded in every checkpoint); training reads .train
-        self.run = config if isinstance(config, RunConfig) else None
-        self.config = config.train if isinstance(config, RunConfig) else config
-        self.manifest = manifest
-        self.eos = eos
-        self.prompt_ids = prompt_ids
+    """GRPO on ``parts`` as ``config`` says. ``run``: the whole run's config, recorded in every
+    checkpoint (without it, checkpoints record the training settings only)."""
+
+    def __init__(self, config: TrainConfig, parts: TrainerParts, *, run: RunConfig | None = None,
+                 dist_info: Dist | None = None, progress: bool = True):
+        self.config, self.parts, self.run = config, parts, run
+        self.pte, self.tokenizer, self.reward = parts.pte, parts.tokenizer, parts.reward
+        self.policy_factory, self.problems, self.eval_problems = parts.policy_factory, parts.problems, parts.eval_problems
         self.dist = dist_info or Dist()
         self.progress = progress
-        self.device = pte.device
-        self.params = pte.trainable_parameters()
-        config = self.config
+        self.device = self.pte.device
+        self.params = self.pte.trainable_parameters()
         if config.compile:
-            pte.compile()
-        self._sync_initial_weights()
+            self.pte.compile()
+        self.dist.broadcast_parameters(self.params)
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate,
                                            weight_decay=config.weight_decay, fused=fused or None)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda)
         self.logger = MetricsLogger(config.output_dir, enabled=self.dist.main, tensorboard=config.tensorboard)
+        self.sampler = PromptSampler(parts.problems, config.prompts_per_step, config.seed, self.dist.rank,
+                                     self.dist.world)
         self._encoded: dict[str, list[int]] = {}
-        self._order_epoch, self._order = -1, []
         self._flat_steps = 0
         # the run's rollouts so far (this process): eviction counts and the longest prompt / row
         self._evictions = {**eviction_counts([]), "longest_prompt": 0, "longest_row": 0}
-        self.identity = run_identity(manifest, config.model_dump(), problems)
+        self.identity = run_identity(parts.manifest, config.model_dump(), parts.problems)
 
     # ------------------------------------------------------------------ setup
     def _lr_lambda(self, step: int) -> float:
@@ -137,32 +110,14 @@ class Trainer:
             return max(0.0, 1.0 - progress)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-    def _sync_initial_weights(self) -> None:
-        if self.dist.world > 1:
-            for p in self.params:
-                dist.broadcast(p.data, src=0)
-
     def _encode(self, text: str) -> list[int]:
         if text not in self._encoded:
-            self._encoded[text] = self.prompt_ids(text)
+            self._encoded[text] = self.parts.prompt_ids(text)
         return self._encoded[text]
 
     def problems_for(self, step: int) -> list[Problem]:
-        """This rank's prompts for ``step``: a seeded permutation per epoch, sharded by rank."""
-        per_step = self.config.prompts_per_step * self.dist.world
-        start = step * per_step
-        out = []
-        for k in range(start, start + per_step):
-            epoch, index = divmod(k, len(self.problems))
-            out.append(self.problems[self._epoch_order(epoch)[index]])
-        return out[self.dist.rank :: self.dist.world]
-
-    def _epoch_order(self, epoch: int) -> list[int]:
-        if self._order_epoch != epoch:
-            order = list(range(len(self.problems)))
-            random.Random(self.config.seed * 1000 + epoch).shuffle(order)
-            self._order_epoch, self._order = epoch, order
-        return self._order
+        """This rank's prompts for ``step``."""
+        return self.sampler.for_step(step)
 
     # ------------------------------------------------------------------ one step
     def rollout(self, problems: list[Problem], step: int) -> list[Completion]:
@@ -175,7 +130,7 @@ class Trainer:
         out: list[Completion | None] = [None] * len(prompts)
         for s in range(0, len(order), c.rollout_sub_batch_size):
             idx = order[s : s + c.rollout_sub_batch_size]
-            done = sample(self.pte, [prompts[i] for i in idx], self.policy_factory(), sampling, self.eos,
+            done = sample(self.pte, [prompts[i] for i in idx], self.policy_factory(), sampling, self.parts.eos,
                           pad_id=self.tokenizer.pad_token_id or 0, generator=generator)
             for i, comp in zip(idx, done):
                 out[i] = comp
@@ -223,7 +178,7 @@ class Trainer:
         t = time.perf_counter()
         # every group flat on every rank: no policy gradient, only the KL term would move the
         # adapter, so the step is skipped (counted in `skipped_step`) instead of spending a replay
-        flat = self._all_sum([float(bool(batch.zero_std.all()))])[0] == self.dist.world
+        flat = self.dist.all_sum([float(bool(batch.zero_std.all()))], self.device)[0] == self.dist.world
         grad_norm = torch.zeros(())
         rows = [i for i in range(len(completions)) if batch.replayed[i]]
         for iteration in range(0 if flat else c.num_iterations):
@@ -240,7 +195,7 @@ class Trainer:
         metrics = step_metrics(batch, parts, c.num_iterations, times, skipped=flat, grad_norm=float(grad_norm),
                                learning_rate=self.scheduler.get_last_lr()[0], device=self.device,
                                dtype=self.pte.dtype)
-        return self._reduce_metrics(metrics)
+        return self.dist.reduce_metrics(metrics, REDUCTIONS, self.device)
 
     def _count_evictions(self, completions: list[Completion]) -> None:
         seen = self._evictions
@@ -275,7 +230,8 @@ class Trainer:
         active = ~truncated if c.mask_truncated else torch.ones(len(completions), dtype=torch.bool)
         replayed = (~zero_std).repeat_interleave(c.group_size) if c.beta == 0 else torch.ones_like(active)
         # dapo's denominator: the tokens that carry a loss (rows not replayed carry none)
-        total_tokens, total_rows = self._all_sum([int((lengths * active * replayed).sum()), len(completions)])
+        total_tokens, total_rows = self.dist.all_sum([int((lengths * active * replayed).sum()), len(completions)],
+                                                     self.device)
         weights = token_weights(lengths, c.loss_type, c.max_new_tokens, int(total_rows), int(total_tokens)) * active
         sampled_lp = torch.zeros(len(completions), int(lengths.max()), device=self.device)
         for i, x in enumerate(completions):
@@ -304,48 +260,18 @@ class Trainer:
         """Replay rows ``idx`` with gradients; each chunk's loss is backpropagated as it comes."""
         c = self.config
         rows = torch.tensor(idx, device=self.device)
-        _, entropy = replay_logprobs(self.pte, [batch.completions[i] for i in idx], c.temperature,
-                                     max_chunk=c.replay_chunk, on_chunk=partial(batch.chunk_loss, rows, c, first),
-                                     pad_id=self.tokenizer.pad_token_id or 0, with_entropy=first,
-                                     graph=c.replay_graph)
+        lp, entropy = replay_logprobs(self.pte, [batch.completions[i] for i in idx], c.temperature,
+                                      max_chunk=c.replay_chunk, on_chunk=partial(batch.chunk_loss, rows, c, first),
+                                      pad_id=self.tokenizer.pad_token_id or 0, with_entropy=first,
+                                      graph=c.replay_graph)
+        if first:  # pi_old of the later iterations
+            batch.old_lp[rows, : lp.shape[1]] = lp
         if entropy is not None:
-            batch.stats["entropy"] += float(entropy.sum())
+            batch.stats.entropy += float(entropy.sum())
 
     def _reduce_and_clip(self) -> torch.Tensor:
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        if self.dist.world > 1:
-            flat = torch.cat([g.flatten() for g in grads])
-            dist.all_reduce(flat)  # SUM: per-token weights are already normalised globally
-            offset = 0
-            for p, g in zip(self.params, grads):
-                n = g.numel()
-                p.grad = flat[offset : offset + n].view_as(p).clone()
-                offset += n
-        else:
-            for p, g in zip(self.params, grads):
-                p.grad = g
+        self.dist.sum_gradients(self.params)
         return torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm)
-
-    def _all_sum(self, values: list[float]) -> list[float]:
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        if self.dist.world > 1:
-            dist.all_reduce(t)
-        return t.tolist()
-
-    def _reduce_metrics(self, metrics: dict) -> dict:
-        if self.dist.world == 1:
-            return metrics
-        keys = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
-        maxed = {"completions/max_length", "max_cache_tokens", "peak_memory_mb", "step_time"}
-        summed = {"reward_failures", "groups_not_replayed"}
-        t = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64, device=self.device)
-        t_max = t.clone()
-        dist.all_reduce(t)
-        dist.all_reduce(t_max, op=dist.ReduceOp.MAX)
-        out = dict(metrics)
-        for i, k in enumerate(keys):
-            out[k] = t_max[i].item() if k in maxed else t[i].item() if k in summed else t[i].item() / self.dist.world
-        return out
 
     # ------------------------------------------------------------------ loop
     def train(self) -> dict:
@@ -388,8 +314,7 @@ class Trainer:
                 self.save(step + 1)
                 if c.save_total_limit:
                     prune_checkpoints(c.output_dir, c.save_total_limit)
-            if self.dist.world > 1:
-                dist.barrier()
+            self.dist.barrier()
         if profiler is not None:
             profiler.stop()
         note = self.idle_state_note() if self.dist.main and c.max_steps > start else None
@@ -435,16 +360,16 @@ class Trainer:
         t0 = time.perf_counter()
         mine = self.eval_problems[self.dist.rank :: self.dist.world]
         sums = evaluate_counts(self.pte, self.tokenizer, mine, self._encode, policy_factory or self.policy_factory,
-                               self.reward, self.eos, c.max_new_tokens, c.eval_batch_size)
+                               self.reward, self.parts.eos, c.max_new_tokens, c.eval_batch_size)
         keys = sorted(sums)
-        totals = self._all_sum([sums[k] for k in keys])
+        totals = self.dist.all_sum([sums[k] for k in keys], self.device)
         out = summarize_counts(dict(zip(keys, totals)))
         out["time/eval"] = time.perf_counter() - t0
         return out
 
     def save(self, step: int) -> Path:
         recorded = self.run.model_dump(mode="json") if self.run is not None else {"train": self.config.model_dump()}
-        return save_checkpoint(self.config.output_dir, step, self.pte, self.manifest, self.optimizer,
+        return save_checkpoint(self.config.output_dir, step, self.pte, self.parts.manifest, self.optimizer,
                                self.scheduler, recorded, self.identity)
 
     def _profiler(self):
