@@ -3,7 +3,7 @@
 SmolLM2 (a Llama) is checked on the real model in tests/test_default_model.py; here tiny random
 Llama, Mistral and Qwen2 models (Qwen2: q/k/v biases; key/value head ratios 1, 2, 4, 7 and 8,
 SmolLM2's 3 on the real model; tied embeddings; Llama 3 rope scaling), each with the progressive
-thought encoder bound to its projections, make sure ``supports()`` admits only what the lean
+thought encoder bound to its projections, make sure ``unsupported()`` lets through only what the lean
 forward computes exactly: the same samples under evictions, log-probs and adapter gradients equal
 to fp32 round-off, on every transformers version tox runs.
 """
@@ -14,7 +14,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralFo
 
 from pte_cache import LRUPromptKeep, PolicyConfig
 from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
-from pte_rl.lean import supports
+from pte_rl.lean import unsupported
 from pte_thought import ProgressiveEncoder, ThoughtConfig
 
 SIZES = dict(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -63,7 +63,7 @@ def build(arch):
 @pytest.mark.parametrize("arch", sorted(MODELS))
 def test_lean_forward_equals_transformers_forward(arch):
     pte = build(arch)
-    assert supports(pte.model) is None and pte.lean is not None
+    assert unsupported(pte.model) is None and pte.lean is not None
     if "tied" in arch or "rope" in arch:
         assert pte.model.lm_head.weight is pte.model.model.embed_tokens.weight
     if "rope" in arch:  # the scaling is in force, not silently dropped by the config
@@ -99,7 +99,7 @@ def test_lean_refuses_what_it_does_not_compute():
     torch.manual_seed(0)
     windowed = MistralForCausalLM(MistralConfig(**SIZES, sliding_window=16))
     windowed.config._attn_implementation = "sdpa"
-    assert supports(windowed) == "sliding-window attention"
+    assert unsupported(windowed) == "sliding-window attention"
     eager = LlamaForCausalLM(LlamaConfig(**SIZES))
     eager.config._attn_implementation = "eager"
-    assert supports(eager) == "attention eager"
+    assert unsupported(eager) == "attention eager"

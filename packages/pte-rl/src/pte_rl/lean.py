@@ -11,7 +11,7 @@ work unchanged. With gradients (replay) the MLP's SiLU-gated product keeps two o
 intermediate tensors for backward (:class:`_SiluGate`). The rotary embedding is the model's own
 module (any rope scaling it implements).
 
-Used only where :func:`supports` says the model is exactly this architecture; anything else
+Used only where :func:`unsupported` finds nothing against the model (exactly this architecture); anything else
 (another attention, sliding windows, q/k norms, eager attention) runs transformers' forward.
 Tests compare both forwards on the same inputs: SmolLM2, and tiny Llama, Mistral and Qwen2
 models (tests/test_lean.py).
@@ -25,8 +25,9 @@ import torch.nn.functional as F
 ARCHITECTURES = ("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM")
 
 
-def supports(model) -> str | None:
-    """None when :class:`LeanDecoder` computes exactly what ``model.model`` does, else why not."""
+def unsupported(model) -> str | None:
+    """Why :class:`LeanDecoder` cannot stand in for ``model.model`` (a short reason), or None when it
+    computes exactly what ``model.model`` does."""
     config = model.config
     arch = type(model).__name__
     if arch not in ARCHITECTURES:

@@ -16,7 +16,7 @@ from pte_cache import BoundedCache, cache_argument
 from pte_lora import LoRAConfig, LoRAModel, attach_lora
 from pte_thought import ThoughtEncoder, ThoughtState
 
-from .lean import LeanDecoder, supports
+from .lean import LeanDecoder, unsupported
 
 
 def decoder_layers(model):
@@ -48,7 +48,7 @@ class PTEModel:
         self._cache_kw = cache_argument(model.model)  # "cache" on current transformers
         # the same forward with fewer ops where the architecture is exactly Llama's (see lean.py);
         # PTE_LEAN=0 runs transformers' own forward everywhere
-        self.lean = LeanDecoder(model) if supports(model) is None and os.environ.get("PTE_LEAN", "1") != "0" else None
+        self.lean = LeanDecoder(model) if unsupported(model) is None and os.environ.get("PTE_LEAN", "1") != "0" else None
         layers = decoder_layers(model)
         encoder.bind(
             [(_base(layer.self_attn.q_proj), _base(layer.self_attn.k_proj), _base(layer.self_attn.v_proj))
