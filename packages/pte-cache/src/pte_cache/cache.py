@@ -10,6 +10,11 @@ One forward pass is framed by :meth:`BoundedCache.step` (evict per the policy, t
 mask and positions for the incoming tokens) and :meth:`BoundedCache.commit` (drop pad slots).
 Buffers grow by doubling, so steady-state decoding never reallocates or concatenates.
 
+Decoding between eviction events reads nothing back from the device: the longest row is kept
+on the host, a decode step says it is dense (every row takes its token), and a policy that can
+tell how many one-token steps certainly evict nothing (``quiet_steps``, every built-in) is not
+consulted for those steps. Host reads happen at prefill, at eviction events and on row changes.
+
 An eviction can also be deferred into the next forward pass (``evict(..., at=j)``): listeners
 hear it at once, the tokens stay visible to that pass's first ``j`` queries only, and leave at
 its commit. A replay chunk then spans the event exactly as sampling lived through it, token by
@@ -93,25 +98,36 @@ class BoundedCache(Cache):
         self._deferred: list[tuple[torch.Tensor, int]] = []  # (slots [B, capacity], first query hidden from)
         self._flat: tuple | None = None  # see _flat_slots
         self._prefilled = False
+        self._max_length = 0  # int(lengths.max()), kept on the host (see the module docstring)
+        self._quiet = 0  # decode steps the policy need not be asked about (see step())
 
     # ----------------------------------------------------------------- framing a forward pass
-    def step(self, real: torch.Tensor, dtype: torch.dtype = torch.float32):
+    def step(self, real: torch.Tensor, dtype: torch.dtype = torch.float32, dense: bool = False):
         """Prepare one forward pass of ``real.shape[1]`` new tokens per row.
 
         ``real`` is ``[batch, q]`` bool, False on pad tokens (left padding in the prompt, or
         rows that stopped). The first call is the prefill and fixes each row's prompt length.
         Applies the policy (possibly one eviction event), then returns ``(attention_mask,
         position_ids)`` to pass to the model together with the cache itself (keyword
-        ``cache_argument(model)``).
+        ``cache_argument(model)``). ``dense``: the caller promises ``real`` is all True (a
+        decode step), so nothing has to be read back to know it.
         """
         if self.lengths is not None and self.policy is not None:  # the prefill (first call) never evicts
-            plan = self.policy.plan(self, real.shape[1])
-            if plan is not None and bool(plan.any()):
-                self.evict(plan)
-        return self.prepare(real, dtype)
+            q = real.shape[1]
+            if dense and q == 1 and self._quiet > 0:
+                self._quiet -= 1  # the policy said this step cannot evict: not asked
+            else:
+                plan = self.policy.plan(self, q)
+                if plan is not None and bool(plan.any()):
+                    self.evict(plan)
+                quiet = getattr(self.policy, "quiet_steps", None)
+                # free slots after this step's tokens: that many later one-token steps evict nothing
+                self._quiet = max(quiet(self) - q, 0) if quiet is not None else 0
+        return self.prepare(real, dtype, dense)
 
-    def prepare(self, real: torch.Tensor, dtype: torch.dtype = torch.float32):
-        """Mask and positions for ``q`` new tokens, without consulting the policy."""
+    def prepare(self, real: torch.Tensor, dtype: torch.dtype = torch.float32, dense: bool = False):
+        """Mask and positions for ``q`` new tokens, without consulting the policy (``dense`` as
+        in :meth:`step`)."""
         real = real.bool()
         if self.lengths is None:
             self._start(real)
@@ -119,7 +135,7 @@ class BoundedCache(Cache):
         device = self.lengths.device
         offs = torch.arange(q, device=device)
         write = self.lengths[:, None] + offs[None, :]  # [B, q] slot of each new token
-        kv_len = int(self.lengths.max()) + q
+        kv_len = self._max_length + q
         self._ensure_capacity(kv_len)
 
         rel = torch.arange(kv_len, device=device)[None, :] - self.lengths[:, None]  # [B, kv]
@@ -141,20 +157,21 @@ class BoundedCache(Cache):
         position_ids = self.next_position[:, None] + torch.cumsum(real.long(), 1) - 1
         position_ids = torch.where(real, position_ids, torch.zeros_like(position_ids))
         self.positions.scatter_(1, write, torch.where(real, position_ids, -1))
-        self._pending = (write, real, kv_len)
+        self._pending = (write, real, kv_len, dense)
         self._flat = None
         return mask[:, None], position_ids
 
     def commit(self) -> None:
         """Finish the forward pass: account the new tokens and drop their pad slots."""
-        write, real, _ = self._pending
+        write, real, _, dense = self._pending
         self._pending = None
         self.next_position = self.next_position + real.sum(1)
         if self._prefilled:
             self.fed += real.shape[1]
         self._prefilled = True
-        if bool(real.all()) and not self._deferred:
+        if not self._deferred and (dense or bool(real.all())):
             self.lengths = self.lengths + real.shape[1]
+            self._max_length += real.shape[1]
         else:
             capacity = self.positions.shape[1]
             slot = torch.arange(capacity, device=real.device)[None, :]
@@ -233,6 +250,7 @@ class BoundedCache(Cache):
             torch.gather(keep, 1, order), torch.gather(self.positions, 1, order), -1
         )
         self.lengths = keep.sum(1)
+        self._max_length = int(self.lengths.max()) if len(self.lengths) else 0
         for buffers in (self.keys, self.values):
             for i, buf in enumerate(buffers):
                 if buf is not None:
@@ -240,7 +258,7 @@ class BoundedCache(Cache):
 
     # ----------------------------------------------------------------- transformers Cache API
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
-        write, _, kv_len = self._pending
+        write, _, kv_len, _ = self._pending
         batch, heads, q, dim = key_states.shape
         if self.keys[layer_idx] is None:
             capacity = self.positions.shape[1]
@@ -291,7 +309,7 @@ class BoundedCache(Cache):
         return self._flat[1]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
-        return 0 if self.lengths is None else int(self.lengths.max())
+        return 0 if self.lengths is None else self._max_length
 
     def get_max_cache_shape(self, layer_idx: int = 0) -> int:
         return -1
@@ -312,6 +330,7 @@ class BoundedCache(Cache):
             raise RuntimeError("select_rows while an eviction is deferred to the next pass")
         for name in ("positions", "lengths", "prompt_lengths", "next_position", "peak_lengths"):
             setattr(self, name, getattr(self, name)[rows])
+        self._max_length = int(self.lengths.max()) if len(self.lengths) else 0
         for buffers in (self.keys, self.values):
             for i, buf in enumerate(buffers):
                 if buf is not None:

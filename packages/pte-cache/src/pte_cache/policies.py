@@ -34,6 +34,12 @@ class EvictionPolicy(Protocol):
     def check_prompts(self, prompt_lengths: list[int]) -> None:
         """Raise ValueError when these prompts cannot run under this policy's budget."""
 
+    # Optional: ``quiet_steps(cache) -> int``, how many more one-token steps (every row taking
+    # one token) certainly make ``plan`` return None. The cache then skips ``plan`` for those
+    # steps, so decoding between eviction events reads nothing back from the device. A policy
+    # whose decisions depend on tensor values it must look at every step leaves it out and is
+    # asked every step.
+
 
 class _WindowPolicy:
     """Shared mechanics: per row, a protected prefix and a window over the rest.
@@ -76,6 +82,13 @@ class _WindowPolicy:
         slot = torch.arange(cache.positions.shape[1], device=cache.positions.device)
         lo = protected[:, None]
         return (slot[None, :] >= lo) & (slot[None, :] < lo + count[:, None])
+
+    def quiet_steps(self, cache: CacheView) -> int:
+        """The fewest free window slots over the rows: a row evicts once its unprotected tokens
+        would exceed its window, and each one-token step fills one slot in every row."""
+        protected = self.protected(cache)
+        free = self.windows(cache, protected) - (cache.lengths - protected)
+        return max(int(free.min()), 0) if free.numel() else 0
 
     def check_prompts(self, prompt_lengths: list[int]) -> None:
         pass
@@ -146,6 +159,9 @@ class Full:
 
     def plan(self, cache: CacheView, incoming: int) -> torch.Tensor | None:
         return None
+
+    def quiet_steps(self, cache: CacheView) -> int:
+        return 1 << 62  # never evicts
 
     def check_prompts(self, prompt_lengths: list[int]) -> None:
         pass

@@ -105,14 +105,16 @@ class PTEModel:
         self.state_watchers.append(lambda state: made.append(make_listener(state)) or made[-1])
         return made
 
-    def forward(self, ids, real, cache: BoundedCache, state: ThoughtState | None, evict=True, pieces=None):
+    def forward(self, ids, real, cache: BoundedCache, state: ThoughtState | None, evict=True, pieces=None,
+                dense=False):
         """Hidden states ``[batch, q, hidden]`` of ``ids`` given the cache (updated in place).
 
         ``pieces``: token-dependent states instead of ``state.layers`` (see
         ``LoRAModel.set_state_pieces``), for a pass that spans eviction events deferred into it.
+        ``dense``: every entry of ``real`` is True (a decode step; see ``BoundedCache.step``).
         """
         step = cache.step if evict else cache.prepare
-        mask, positions = step(real, self.dtype)
+        mask, positions = step(real, self.dtype, dense)
         if pieces is not None:
             self.lora.set_state_pieces(pieces)
         else:

@@ -1,9 +1,15 @@
 """Batched sampling under a bounded cache (no gradients).
 
-Each row stops at EOS or ``max_new_tokens``; finished rows leave the batch (cache, states and
-bookkeeping are compacted) so they stop costing compute. Every completion records the tokens,
-their sampling log-probs (under the temperature-scaled distribution, as TRL does) and its
-eviction schedule: ``[(step, [absolute positions]), ...]``, which :mod:`pte_rl.replay` replays.
+Each row stops at EOS or ``max_new_tokens``. Every completion records the tokens, their sampling
+log-probs (under the temperature-scaled distribution, as TRL does) and its eviction schedule:
+``[(step, [absolute positions]), ...]``, which :mod:`pte_rl.replay` replays.
+
+A decode step reads nothing back from the device (on a GPU it never waits for the host):
+tokens and log-probs collect in device buffers, and whether rows finished is looked at every
+``finish_check_every`` steps; rows found
+finished then leave the batch (cache, states and bookkeeping are compacted), and what they
+generated after their EOS is dropped. Each row draws its own uniform every step whatever the
+batch holds, so the samples do not depend on when other rows leave.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ class SamplingConfig(BaseModel):
     min_new_tokens: int = Field(0, ge=0)
     temperature: float = Field(1.0, ge=0.0, description="0 means greedy.")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+    finish_check_every: int = Field(8, gt=0, description="Decode steps between looks at which rows "
+                                    "finished (the only host read between eviction events).")
 
 
 @dataclass
@@ -101,25 +109,25 @@ def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, 
     return ids.to(device), real.to(device)
 
 
-def draw(probs: torch.Tensor, generator=None) -> torch.Tensor:
+def draw(probs: torch.Tensor, generator=None, u: torch.Tensor | None = None) -> torch.Tensor:
     """One index per row of ``probs`` ([B, V], rows need not sum to 1), by inverse CDF.
 
-    Same distribution as ``torch.multinomial(probs, 1)`` but needs one uniform per row instead of
-    one exponential per vocabulary entry (multinomial's CPU path spent ~7 ms/step at batch 8 on a
-    49k vocabulary, ~9% of a decode step). Never returns a zero-probability index.
+    Same distribution as ``torch.multinomial(probs, 1)`` but needs one uniform per row (``u``,
+    [B, 1], drawn here when not given) instead of one exponential per vocabulary entry
+    (multinomial's CPU path spent ~7 ms/step at batch 8 on a 49k vocabulary, ~9% of a decode
+    step). Never returns a zero-probability index. Reads nothing back from the device.
     """
     cdf = probs.float().cumsum(-1)
-    u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device)
+    if u is None:
+        u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device)
     index = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
     # rounding can put u * total on the last cdf value, past the last non-zero entry: take that one
     stray = probs.gather(1, index[:, None]).squeeze(1) <= 0
-    if bool(stray.any()):
-        last = probs.shape[1] - 1 - (probs > 0).flip(-1).int().argmax(-1)
-        index = torch.where(stray, last, index)
-    return index
+    last = probs.shape[1] - 1 - (probs > 0).flip(-1).int().argmax(-1)
+    return torch.where(stray, last, index)
 
 
-def _sample(logits: torch.Tensor, config: SamplingConfig, generator) -> torch.Tensor:
+def _sample(logits: torch.Tensor, config: SamplingConfig, generator, u: torch.Tensor | None = None) -> torch.Tensor:
     if config.temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / config.temperature, dim=-1)
@@ -127,8 +135,8 @@ def _sample(logits: torch.Tensor, config: SamplingConfig, generator) -> torch.Te
         sorted_p, order = probs.sort(-1, descending=True)
         drop = sorted_p.cumsum(-1) - sorted_p > config.top_p
         sorted_p = sorted_p.masked_fill(drop, 0.0)
-        return order.gather(-1, draw(sorted_p, generator)[:, None]).squeeze(-1)
-    return draw(probs, generator)
+        return order.gather(-1, draw(sorted_p, generator, u)[:, None]).squeeze(-1)
+    return draw(probs, generator, u)
 
 
 @torch.no_grad()
@@ -145,54 +153,78 @@ def sample(
     """Sample one completion per prompt (repeat prompts for groups)."""
     device = pte.device
     ids, real = left_pad(prompts, pad_id, device)
-    batch = len(prompts)
+    batch, steps = len(prompts), config.max_new_tokens
     out = [Completion(prompt_ids=list(p)) for p in prompts]
     state = pte.new_state(batch)
     cache = pte.new_cache(policy, state)
-    rows = torch.arange(batch)  # original index of each live row
+    rows = torch.arange(batch)  # original index of each live row (host)
+    live = rows.to(device)  # the same, on the device
     eos = torch.tensor(eos_ids, device=device)
     temperature = config.temperature if config.temperature > 0 else 1.0
+    tokens = torch.zeros(batch, steps, dtype=torch.long, device=device)
+    logprobs = torch.zeros(batch, steps, device=device)
+    end = torch.full((batch,), steps, dtype=torch.long, device=device)  # index of each row's EOS (steps: none)
+    peak = torch.zeros(batch, dtype=torch.long, device=device)  # cache peak when the row hit EOS
+    one = torch.ones(batch, 1, dtype=torch.bool, device=device)
     seen_events = 0
 
     hidden = pte.forward(ids, real, cache, state)[:, -1]
-    for step in range(config.max_new_tokens):
+    for step in range(steps):
         logits = pte.logits(hidden)
         allowed = logits
         if step < config.min_new_tokens and len(eos):
             allowed = logits.clone()
             allowed[:, eos] = torch.finfo(logits.dtype).min
-        token = _sample(allowed, config, generator)
+        u = None
+        if config.temperature > 0:  # one uniform per original row, whoever is still in the batch
+            u = torch.rand(batch, 1, generator=generator, device=device)[live]
+        token = _sample(allowed, config, generator, u)
         # log-probs of the policy itself (what replay recomputes), not of the EOS-masked sampler
         logp = torch.log_softmax(logits / temperature, -1).gather(1, token[:, None]).squeeze(1)
-        for b, (t, lp) in enumerate(zip(token.tolist(), logp.tolist())):
-            out[int(rows[b])].token_ids.append(t)
-            out[int(rows[b])].logprobs.append(lp)
+        tokens[live, step] = token
+        logprobs[live, step] = logp
+        if len(eos):
+            first = torch.isin(token, eos) & (end[live] == steps)
+            end[live] = torch.where(first, step, end[live])
+            peak[live] = torch.where(first, cache.peak_lengths, peak[live])
         if progress is not None:
             progress(len(rows))
-        done = torch.isin(token, eos) if len(eos) else torch.zeros_like(token, dtype=torch.bool)
-        last = step == config.max_new_tokens - 1
-        if bool(done.any()) or last:
-            _harvest(out, rows, cache, state, done if not last else torch.ones_like(done), done)
-            keep = (~done).nonzero().flatten()
-            if last or len(keep) == 0:
-                break
-            if len(keep) < len(rows):
-                cache.select_rows(keep)
-                state.select_rows(keep)
-                rows = rows[keep.cpu()]
-                token = token[keep]
-        hidden = pte.forward(token[:, None], torch.ones(len(rows), 1, dtype=torch.bool, device=device),
-                             cache, state)[:, -1]
+        if step == steps - 1:
+            break
+        if len(eos) and (step + 1) % config.finish_check_every == 0:
+            gone = (end[live] <= step).cpu()  # the one host read between eviction events
+            if bool(gone.any()):
+                _harvest(out, rows[gone], tokens, logprobs, end, peak, state, steps)
+                keep = (~gone).nonzero().flatten()
+                if len(keep) == 0:
+                    return out
+                cache.select_rows(keep.to(device))
+                state.select_rows(keep.to(device))
+                rows, live = rows[keep], live[keep.to(device)]
+                token = token[keep.to(device)]
+        seen_events = len(cache.events)
+        hidden = pte.forward(token[:, None], one[: len(rows)], cache, state, dense=True)[:, -1]
         for event in cache.events[seen_events:]:
             for b in event.rows():
                 out[int(rows[b])].schedule.append((event.step, event.positions_of(b)))
-        seen_events = len(cache.events)
+    _harvest(out, rows, tokens, logprobs, end, peak, state, steps, final_peak=cache.peak_lengths)
     return out
 
 
-def _harvest(out, rows, cache, state, leaving, finished) -> None:
-    for b in leaving.nonzero().flatten().tolist():
-        c = out[int(rows[b])]
-        c.finished = bool(finished[b])
-        c.max_cache_tokens = int(cache.peak_lengths[b])
-        c.num_state_updates = int(state.num_updates[b])
+def _harvest(out, rows, tokens, logprobs, end, peak, state, steps, final_peak=None) -> None:
+    """Fill the completions of ``rows`` (original indices) from the device buffers: each row's
+    tokens up to and including its EOS, and only the eviction events of the forward passes it
+    needed (a row keeps decoding until its finish is looked at; its EOS itself is never fed).
+    ``final_peak``: the live batch's cache peaks at the end, for rows cut at the length limit."""
+    index = rows.to(tokens.device)
+    ends = end[index].tolist()
+    toks, lps, peaks = tokens[index].tolist(), logprobs[index].tolist(), peak[index].tolist()
+    finals = final_peak.tolist() if final_peak is not None else None
+    counts_updates = state is not None and getattr(state, "wants_kv", False)
+    for j, b in enumerate(rows.tolist()):
+        c, e = out[b], ends[j]
+        c.finished = e < steps
+        c.token_ids, c.logprobs = toks[j][: e + 1], lps[j][: e + 1]  # e == steps: all of them
+        c.schedule = [(s, p) for s, p in c.schedule if s < e]  # the event of step s came with input s
+        c.num_state_updates = len(c.schedule) if counts_updates else 0
+        c.max_cache_tokens = peaks[j] if c.finished or finals is None else finals[j]
