@@ -1,7 +1,8 @@
 """Find the final answer in a completion.
 
 Order: the final ``\\boxed{...}`` run / ``\\fbox{...}`` (nested braces), else the last "the (final)
-answer is ...", else the last "#### ...", else the last number in the text (fallback). An empty
+answer is ...", else the last "#### ...", else a choice letter opening the last or first line
+(``A. Because B is not valid`` -> ``A``), else the last number in the text (fallback). An empty
 box is no answer (models copy the instruction's ``\\boxed{}``): it is dropped before any rule
 runs. Every scan is linear in the text length; nothing here can hang on hostile input.
 """
@@ -12,19 +13,30 @@ import re
 
 MAX_ANSWER = 1000  # characters: longer "answers" are not answers
 
-_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
+# "the answers are" only before math or a number ("All answers are integers ..." is no answer)
+_ANSWER_IS = re.compile(r"(?:answer\s*(?:is|:)|answers\s*are(?=\s*[-\d$\\(\[{]))\s*:?\s*", re.IGNORECASE)
 _VERDICT = re.compile(r"(?:incorrect|correct|wrong|right|incomplete|as follows|below|above)\b", re.IGNORECASE)
 _EMPTY_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{\s*\}")
-# a number not glued to a word: AZYUK2A holds none; 12,000,023 and 2/3 are one number each
-_NUMBER = re.compile(r"(?<![\w.\\])(?:(?<![)\]}])-)?(?:\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?|\.\d+)(?!\w|\.\d)")
+# a number not glued to a word: AZYUK2A holds none; 12,000,023 and 2/3 are one number each; a unit
+# may follow it, glued or squared (1,000.99m², 5 m^2: the 2 of m^2 is not the last number)
+_NUMBER = re.compile(
+    r"(?<![\w.\\])(?P<n>(?:(?<![)\]}])-)?(?:\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?|\.\d+))"
+    r"(?:\s*(?:\\(?:text|mathrm)\s*\{\s*)?(?:km|cm|mm|m|in|ft)\s*\}?\s*(?:\^\s*\{?\s*[23]\s*\}?|[²³])(?![\w^])"
+    r"|(?:km|cm|mm|m|kg|mg|g|ft|s|min|h)(?!\w)|(?!\w|\.\d))"
+)
 _CONNECTOR = re.compile(
-    r"(?:\s|,|;|\$|&|\\quad|\\qquad|\\[,;! ]|\\(?:text|mbox|textrm)\s*\{\s*(?:and|or|,)?\s*\}"
+    r"(?:\s|,|;|\$|&|\*|\\quad|\\qquad|\\[,;! ()\[\]]|\\(?:text|mbox|textrm)\s*\{\s*(?:and|or|,)?\s*\}"
     r"|(?<![a-zA-Z])(?:and|or)(?![a-zA-Z])|(?<![a-zA-Z\\])[a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?\s*=)*"
 )
 _COPULA = re.compile(r"(?<![a-zA-Z\\])(?:is|are|was|equals|be)(?![a-zA-Z])")
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _REASON = re.compile(r"([^a-zA-Z]*?\d[^a-zA-Z]*?)\s*,?\s+(?:because|since|which|as|so|where|given|from)(?![a-zA-Z])")
 MAX_BOXES = 20
+# a choice letter that opens a line: "A. Because ...", "(B) is ...", "C) ...", "**D**.", or a line
+# that is only the letter; a letter inside the sentence ("... B is not valid") never counts
+_CHOICE = re.compile(
+    r"[ \t]*(?:\*\*)?(?:\(([A-E])\)|([A-E])[.:)]|([A-E])(?=\*\*)|([A-E])(?=[ \t]*(?:\n|$)))(?:\*\*)?[.:]?(?=\s|$)"
+)
 
 
 def _brace_matches(text: str) -> dict[int, int]:
@@ -163,14 +175,31 @@ def _last_number(text: str) -> str | None:
     line_start = text.rfind("\n\n", 0, p) + 1
     line_end = text.find("\n\n", p)
     line = text[line_start : line_end if line_end >= 0 else len(text)]
-    for a, b in _math_spans(line):
+    spans = _math_spans(line)
+    for a, b in spans:
         if a <= p - line_start < b and b - a <= 200:
             return line[a:b].strip()
-    return last.group(0)
+    chain = _chained_span(line, spans, p - line_start)
+    return chain if chain is not None else last.group("n")
+
+
+def _chained_span(line: str, spans: list[tuple[int, int]], p: int) -> str | None:
+    """``$a$ = b$`` or ``$a$ = b`` (a model's stray dollar): the number at ``p`` lies in ``= b``
+    right after a math span, so the answer is the chain ``a = b`` (whose last side counts)."""
+    before = [s for s in spans if s[1] <= p]
+    if not before:
+        return None
+    a, b = before[-1]
+    close = b + (2 if line.startswith(("$$", "\\)", "\\]"), b) else 1)
+    end = min(x for x in (line.find("$", close), line.find("\n", close), len(line)) if x >= 0)
+    rest = line[close:end]
+    if end <= p or len(rest) > 200 or not rest.lstrip().startswith("=") or _WORD.search(rest):
+        return None
+    return (line[a:b] + " " + rest).strip()
 
 
 def extract_answer(text: str) -> tuple[str | None, str]:
-    """Return ``(answer, method)``; method is boxed, boxes, answer-is, hashes, last-number or none.
+    """Return ``(answer, method)``; method is boxed, boxes, answer-is, hashes, choice, last-number or none.
 
     Several final boxes (see ``box_contents``) come back as ``\\boxed{a}, \\boxed{b}``: the
     verifier reads them as one unordered answer when the gold is a list or set, else the last."""
@@ -194,7 +223,21 @@ def extract_answer(text: str) -> tuple[str | None, str]:
         line = text[at + 4 :].strip().split("\n", 1)[0].strip()
         if line:
             return line[:MAX_ANSWER], "hashes"
+    choice = _choice_letter(text)
+    if choice is not None:
+        return choice, "choice"
     number = _last_number(tail20k)
     if number is not None:
         return number, "last-number"
     return None, "none"
+
+
+def _choice_letter(text: str) -> str | None:
+    """The choice letter opening the last line, else the first line (see ``_CHOICE``)."""
+    body = text.rstrip()
+    last = body.rfind("\n") + 1
+    for start in (last, len(text) - len(text.lstrip())):
+        m = _CHOICE.match(body, start)
+        if m:
+            return next(g for g in m.groups() if g)
+    return None

@@ -35,6 +35,14 @@ _UNITS = (
     "degrees?|cm\\^2|m\\^2|cm\\^3|m\\^3|ft\\^2|in\\^2|sq\\.? ?ft"
 )
 _TRAILING_UNIT = re.compile(rf"(?<=[\d}}\s])\s*(?:{_UNITS})\.?$", re.IGNORECASE)
+# a length unit squared or cubed, or "square ..." after a number: 1,000.99m², 1,000.99 m^{2},
+# 12,000 cm³, 2,500 square meters (only right after a digit, so x^2 + m^2 keeps its m^2)
+_LENGTH = "cm|mm|km|m|in|ft|yd|mi|centimeters?|meters?|metres?|millimeters?|kilometers?|inch(?:es)?|feet|foot|" \
+          "yards?|miles?|units?"
+_TRAILING_AREA = re.compile(
+    rf"(?<=[\d}}])\s*(?:(?:square|sq\.?|cubic)\s*(?:{_LENGTH})|(?:{_LENGTH})\s*(?:\^\s*\{{?\s*[23]\s*\}}?|[²³]))\.?$",
+    re.IGNORECASE,
+)
 _PERCENT_WORD = re.compile(r"(?<=[\d}])\s*(?:percentage|percent|pct)\.?$", re.IGNORECASE)
 _TEXT_CMD = re.compile(
     r"\\(?:text|textbf|textit|textnormal|textrm|textsf|texttt|mathrm|mathbf|mathsf|mathit|mbox|"
@@ -56,17 +64,27 @@ _RELATIONS = (
     (re.compile(r"\\approx(?![a-zA-Z])|≈|\\simeq(?![a-zA-Z])"), " = "),
 )
 RELATION = re.compile(r"\\leq|\\geq|\\neq|<|>")
-# a label: a name (letters, subscripts, primes), |name|, name(args), \angle/\overline names,
-# a tuple (p,q) or ratio V_1:V_2 of names -- never an expression with operators or numbers
+# a variable term a relation can bound: x, x_1, f(x), |z|, a Greek letter
+VAR_TERM = re.compile(r"[a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?|[a-zA-Z]\([a-zA-Z]\)|\|\s*[a-zA-Z](?:\([a-zA-Z]\))?\s*\|"
+                      r"|\\(?:alpha|beta|gamma|theta|phi|omega|lambda|mu|sigma|tau|rho)")
+# a label: a name (letters, subscripts, primes), |name|, name(args), \angle/\overline names, a ratio
+# of names (\frac{NO}{BO}, NO/BO), an area [ABC], a tuple (p,q) or ratio V_1:V_2 of names -- never an
+# expression with operators or numbers
 _NAME = r"(?:\\(?:angle|overline|overrightarrow|triangle|widehat|hat|vec|bar)\s*\{?\s*)?[a-zA-Z]+\}?'*" \
         r"(?:_\{?[a-zA-Z0-9]+\}?|_[a-zA-Z0-9])?'*(?:\([a-zA-Z0-9, ]*\))?"
-_LABEL_ITEM = rf"(?:m\s*)?(?:{_NAME}|\|\s*{_NAME}\s*\|)"
+_RATIO_NAME = rf"\\frac\s*\{{\s*{_NAME}\s*\}}\s*\{{\s*{_NAME}\s*\}}|{_NAME}\s*/\s*{_NAME}|\[\s*{_NAME}\s*\]"
+_LABEL_ITEM = rf"(?:m\s*)?(?:{_RATIO_NAME}|{_NAME}|\|\s*{_NAME}\s*\|)"
 _LABEL = re.compile(
     rf"\s*(?:{_LABEL_ITEM}(?:\s+{_LABEL_ITEM}){{0,3}}|\(\s*{_LABEL_ITEM}(?:\s*,\s*{_LABEL_ITEM})+\s*\)"
     rf"|{_LABEL_ITEM}(?:\s*:\s*{_LABEL_ITEM})+)\s*"
 )
 _PROSE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 _LIST_WORD = re.compile(r"\s*,?\s*(?<![\\a-zA-Z])(?:and|or)(?![a-zA-Z])\s*")
+_AND_WORD = re.compile(r"\s*,?\s*(?<![\\a-zA-Z])and(?![a-zA-Z])\s*")
+_LOGIC = re.compile(r"\\(?:lor|vee|land|wedge)(?![a-zA-Z])")
+_BOUND = re.compile(r"\s*(\\leq|\\geq|<|>)\s*")
+_FLIP = {"<": ">", ">": "<", "\\leq": "\\geq", "\\geq": "\\leq"}
+_SEMI_TUPLE = re.compile(r"([(\[])([^()\[\]{},;]*(?:;[^()\[\]{},;]*)+)([)\]])")  # (1; 2) is (1, 2)
 
 
 def split_top(s: str, seps: str = ",") -> list[str]:
@@ -92,6 +110,54 @@ def _has_letters(side: str) -> bool:
     return re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", side)) is not None
 
 
+def _both_bounds(s: str) -> str | None:
+    """``x \\geq -2 and x < 7`` (both sides of one variable term bounded by constants) ->
+    ``-2 \\leq x < 7``: an "and" of two inequalities is their intersection, not a list."""
+    parts = _AND_WORD.split(s)
+    if len(parts) != 2:
+        return None
+    lower = upper = None
+    var = None
+    for part in parts:
+        pieces = _BOUND.split(part.strip())
+        if len(pieces) != 3:
+            return None
+        a, op, b = (x.strip() for x in pieces)
+        if VAR_TERM.fullmatch(b) and a and not _has_letters(a):
+            a, op, b = b, _FLIP[op], a
+        if not (VAR_TERM.fullmatch(a) and b and not _has_letters(b)) or var not in (None, a.replace(" ", "")):
+            return None
+        var = a.replace(" ", "")
+        if op in ("<", "\\leq"):
+            upper = upper or (op, b)
+        else:
+            lower = lower or (_FLIP[op], b)
+    if lower is None or upper is None:
+        return None
+    return f"{lower[1]} {lower[0]} {var} {upper[0]} {upper[1]}"
+
+
+def _labelled_groups(s: str) -> str | None:
+    """``p=5,q=2;p=7,q=2`` (also joined by and/or): groups of two or more labelled values, each
+    one solution, become tuples in the order written: ``(5, 2), (7, 2)``."""
+    text = s if ";" in s else _LIST_WORD.sub(";", s)
+    groups = split_top(text, ";")
+    if len(groups) < 2:
+        return None
+    out = []
+    for group in groups:
+        values = []
+        for item in split_top(group):
+            sides = split_top(item, "=")
+            if len(sides) != 2 or not sides[1] or not is_label(sides[0]):
+                return None
+            values.append(sides[1])
+        if len(values) < 2:
+            return None
+        out.append("(" + ", ".join(values) + ")")
+    return ", ".join(out)
+
+
 def drop_labels(s: str, keep_lhs: bool = False) -> str:
     """Chains to their last side and label left-hand sides dropped, item by item."""
     if "=" not in s or RELATION.search(s):
@@ -108,9 +174,14 @@ def drop_labels(s: str, keep_lhs: bool = False) -> str:
             out.append(sides[0])
             continue
         lhs, rhs = sides
-        if not _has_letters(lhs) or (not keep_lhs and is_label(lhs)):
+        numeric = not _has_letters(lhs)
+        if numeric and not _has_letters(rhs):  # a computation 6*7 = 42: its result
             out.append(rhs)
-        else:
+        elif numeric and not keep_lhs and is_label(rhs):  # 5 = x: a label on the right
+            out.append(lhs)
+        elif not numeric and not keep_lhs and is_label(lhs):  # x = 5
+            out.append(rhs)
+        else:  # an equation: 7 = 11a + c, 2x + 4y - 3 = 0
             out.append(f"{lhs} = {rhs}")
     return ", ".join(out)
 
@@ -140,6 +211,7 @@ def normalize(s: str, keep_lhs: bool = False) -> str:
     s = s.replace("\\dollars", "").replace("\\cdot", "*").replace("\\times", "*").replace("\\div", "/")
     s = s.strip().rstrip(".").strip().strip("*").strip()  # markdown **42**
     s = _PERCENT_WORD.sub("%", s)
+    s = _TRAILING_AREA.sub("", s)
     s = _TRAILING_UNIT.sub("", s).strip()
     s = re.sub(r"^(?:\\\$|\$|€|£|USD\s*|Rs\.?\s*)", "", s).strip()
     s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
@@ -150,6 +222,15 @@ def normalize(s: str, keep_lhs: bool = False) -> str:
         s = _ARRAY.sub(lambda m: "\\begin{pmatrix}" + m.group(1) + "\\end{pmatrix}", s)
     if _THOUSANDS.fullmatch(s):  # only a whole answer "12,000,023" is one number
         s = s.replace(",", "")
+    if ";" in s:
+        s = _SEMI_TUPLE.sub(lambda m: m.group(1) + m.group(2).replace(";", ",") + m.group(3), s)
+    if "=" in s and "," in s and (";" in s or _LIST_WORD.search(s)):
+        s = _labelled_groups(s) or s
+    if RELATION.search(s):  # x < 1 \lor x > 2; x \geq -2 and x \leq 7
+        if "\\" in s:
+            s = _LOGIC.sub(lambda m: " or " if m.group(0) in ("\\lor", "\\vee") else " and ", s)
+        if _AND_WORD.search(s):
+            s = _both_bounds(s) or s
     if _LIST_WORD.search(s) and all(w == "and" for w in _PROSE.findall(s)):
         s = _LIST_WORD.sub(", ", s).strip(" ,")
     if ";" in s and len(split_top(s)) == 1:  # -12;-11;-10

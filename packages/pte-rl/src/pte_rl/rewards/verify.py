@@ -36,7 +36,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from .extract import box_contents
-from .normalize import normalize
+from .normalize import VAR_TERM, normalize
 from .parse import ParseError, TooLarge, parse_expr
 
 _PLAIN = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,3})?(?:/\d+)?$")
@@ -78,8 +78,7 @@ def _outer_pair(s: str) -> bool:
 
 _REL_TOKENS = ("\\leq", "\\geq", "\\neq", "<", ">", "=")
 _FLIP = {"<": ">", ">": "<", "\\leq": "\\geq", "\\geq": "\\leq", "=": "=", "\\neq": "\\neq"}
-_VAR_TERM = re.compile(r"[a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?|[a-zA-Z]\([a-zA-Z]\)|\|\s*[a-zA-Z](?:\([a-zA-Z]\))?\s*\|"
-                       r"|\\(?:alpha|beta|gamma|theta|phi|omega|lambda|mu|sigma|tau|rho)")
+_VAR_TERM = VAR_TERM
 
 
 def _split_relation(s: str):
@@ -380,19 +379,46 @@ def _is_list(gold: str) -> bool:
     return structure(normalize(gold))[0] == "set"
 
 
-def _approx_sides(pred: str) -> list[str]:
-    """``a \\approx b``: also ``a`` (the exact side) when a and b agree within 1%."""
-    parts = re.split(r"\\approx(?![a-zA-Z])|≈", pred)
-    if len(parts) < 2:
-        return []
-    try:
-        first, last = value_of(normalize(parts[0])), value_of(normalize(parts[-1]))
-        if first.free_symbols or last.free_symbols:
-            return []
-        a, b = complex(sympy.N(first, 15)), complex(sympy.N(last, 15))
-    except (Unverifiable, TypeError, ValueError, OverflowError):
-        return []
-    return [parts[0]] if abs(a - b) <= 0.01 * abs(b) else []
+_APPROX = re.compile(r"\\approx(?![a-zA-Z])|≈")
+
+
+def _rounding(text: str, value: complex) -> float:
+    """How far a rounded value may be from the exact one: 1%, or one unit in the last decimal
+    place it is written to (``1/3 \\approx 0.33``, ``2/3 \\approx 0.66``; half a unit for an integer)."""
+    m = re.fullmatch(r"-?\d*(?:\.(\d+))?", text)
+    place = (10.0 ** -len(m.group(1)) if m.group(1) else 0.5) if m else 0.0
+    return max(0.01 * abs(value), place * (1 + 1e-9))
+
+
+def _approx_readings(pred: str) -> list[str]:
+    """``a \\approx b``: the exact value ``a`` is the answer (``x = 1/3 \\approx 1.3`` reads
+    ``1/3``); the rounded ``b`` also counts when it agrees with ``a`` within 1% (``2\\sqrt{30}
+    \\approx 10.95``). Item by item in a list. Without a constant ``a`` (``x \\approx 11``) the
+    answer is ``b`` as before."""
+    items = [pred] if re.search(r"\d,\d{3}", pred) else _split_top(pred)
+    exact, agree, changed = [], True, False
+    for item in items:
+        parts = _APPROX.split(item)
+        if len(parts) < 2:
+            exact.append(item)
+            continue
+        try:
+            first = value_of(normalize(parts[0]))
+            if first.free_symbols:
+                exact.append(item)
+                continue
+            rounded = normalize(parts[-1])
+            last = value_of(rounded)
+            a, b = complex(sympy.N(first, 15)), complex(sympy.N(last, 15))
+            agree = agree and not last.free_symbols and abs(a - b) <= _rounding(rounded, b)
+        except (Unverifiable, TypeError, ValueError, OverflowError):
+            exact.append(item)
+            continue
+        exact.append(parts[0])
+        changed = True
+    if not changed:
+        return [pred]
+    return [", ".join(exact), pred] if agree else [", ".join(exact)]
 
 
 def answers_equal(gold: str, pred: str) -> bool:
@@ -406,7 +432,8 @@ def answers_equal(gold: str, pred: str) -> bool:
         elif boxes:
             pred = boxes[-1]
     error = None
-    for p in [pred, *_approx_sides(pred)]:
+    readings = _approx_readings(pred) if "\\approx" in pred or "≈" in pred else [pred]
+    for p in readings:
         for keep in (False, True):
             g, q = normalize(gold, keep_lhs=keep), normalize(p, keep_lhs=keep)
             if keep and (g, q) == (normalize(gold), normalize(p)):
