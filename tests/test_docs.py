@@ -86,3 +86,59 @@ def test_relative_links_resolve():
             elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
                 broken.append(f"{where} (no heading #{anchor} in {dest.relative_to(ROOT)})")
     assert not broken, "broken relative links:\n" + "\n".join(broken)
+
+
+def _commands(text: str) -> list[tuple[int, str]]:
+    """``(line, command)`` of every `pte` command a reader is meant to run: the lines of fenced
+    code blocks that start with `pte` (after an optional `... &&`, continued over trailing
+    backslashes) and the examples in a table's last column."""
+    out, fenced, buf, start = [], False, "", 0
+    for i, line in enumerate(text.splitlines(), 1):
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        if fenced:
+            if buf:
+                buf += " " + line.strip()
+            elif re.match(r"^\s*(\S.*&&\s*)?pte\s", line):
+                buf, start = line.strip(), i
+            else:
+                continue
+            if buf.endswith("\\"):
+                buf = buf[:-1]
+                continue
+            out.append((start, buf))
+            buf = ""
+        elif line.startswith("| `pte "):
+            out += [(i, cmd) for cmd in re.findall(r"`(pte [^`]+)`", line.split("|")[-2])]
+    return out
+
+
+def test_every_pte_command_in_the_docs_parses():
+    """Each documented command line is accepted by the CLI as written (options, values, plugin
+    names), without running it. A path under runs/ may not exist yet: an earlier command makes it."""
+    import shlex
+
+    import click
+
+    from pte_cli.cli import cli
+
+    seen, bad = 0, []
+    for md in _markdown_files():
+        for line, command in _commands(md.read_text(encoding="utf-8")):
+            words = shlex.split(command.split("&&")[-1], comments=True)
+            words = words[: words.index(">")] if ">" in words else words
+            cmd, args = cli, words[1:]
+            try:
+                while isinstance(cmd, click.Group):
+                    if not args or args[0] not in cmd.commands:
+                        raise click.UsageError(f"no such command {args[:1]}")
+                    cmd, args = cmd.commands[args[0]], args[1:]
+                cmd.make_context(cmd.name, args)
+            except click.ClickException as err:
+                message = err.format_message()
+                if not ("No such file" in message and "runs/" in message):
+                    bad.append(f"{md.relative_to(ROOT)}:{line}: {command}\n    {message}")
+            seen += 1
+    assert seen >= 20, seen  # the extraction found the documented commands
+    assert not bad, "documented commands the CLI rejects:\n" + "\n".join(bad)

@@ -240,3 +240,161 @@ COMPLETIONS = [
     ("1, 2", "\\boxed{1} \\quad \\boxed{2} and \\boxed{}", 1.0),
     ("1, 2", "So \\boxed{1, 2}\n\n\\boxed{1, 2}", 1.0),
 ]
+
+# Issue #24: answer forms the verifier used to miss, one family each: "equal" / "not_equal" hold
+# (gold, answer) pairs like the lists above (the twins that must stay unequal are in "not_equal"),
+# "completions" hold (gold, completion text, expected reward).
+FAMILIES = {
+    # 1. thousands separators followed by a unit (m², m^2, \text{ m}^2, cm, dollars)
+    "units": {
+        "equal": [
+            ("1000.99", "1,000.99m²"), ("1000.99", "1,000.99 m^2"), ("1000.99", "1,000.99\\text{ m}^2"),
+            ("1000.99", "1,000.99 cm"), ("1000.99", "1,000.99 dollars"), ("1000.99", "1,000.99\\,\\mathrm{m}^{2}"),
+            ("2500", "2,500 \\text{ square meters}"), ("12000", "12,000 cm³"), ("1500", "\\$1,500"),
+            ("1000.99", "1,000.99 \\text{m}^2."),
+        ],
+        "not_equal": [
+            ("1000.99", "1,000.98m²"), ("1000", "1,000.99 m^2"), ("100099", "1,000.99 cm"), ("(1,500)", "1,500 m"),
+            ("1000.99", "1,000.99 m^2 + 1"),
+        ],
+        "completions": [
+            ("1000.99", "The area is 1,000.99m².", 1.0),
+            ("1000.99", "So the floor needs 1,000.99 m^2 of tiles", 1.0),
+            ("2", "So the floor needs 1,000.99 m^2 of tiles", 0.0), ("1000.99", "The area is 1,000.98m².", 0.0),
+        ],
+    },
+    # 2. several math spans, the last a chain `a = b` (also with a stray closing $): its right side
+    "span_chain": {
+        "equal": [
+            ("\\frac{10}{9}", "\\frac{1}{2} = \\frac{10}{9}"),
+        ],
+        "not_equal": [],
+        "completions": [
+            ("\\frac{10}{9}", "Answer $\\frac{1}{2}$ = \\frac{10}{9}$", 1.0),
+            ("\\frac{1}{2}", "Answer $\\frac{1}{2}$ = \\frac{10}{9}$", 0.0),
+            ("\\frac{10}{9}", "Answer $\\frac{1}{2}$ = \\frac{10}{9}", 1.0),
+            ("\\frac{10}{9}", "Answer: $\\frac{1}{2}$ = $\\frac{10}{9}$", 1.0),
+            ("\\frac{10}{9}", "So $\\frac{AB}{CD}$ = $\\frac{10}{9}$", 1.0),
+            ("\\frac{10}{9}", "Thus $r = 2$ and $\\frac{AB}{CD} = \\frac{10}{9}$", 1.0),
+            ("\\frac{9}{10}", "Thus $r = 2$ and $\\frac{AB}{CD} = \\frac{10}{9}$", 0.0),
+            ("\\frac{10}{9}", "We get $a = 5$, $b = 4.5$, so $\\frac{a}{b} = \\frac{10}{9}$", 1.0),
+            ("\\frac{10}{9}", "The ratio $\\frac{AB}{CD}$ = \\frac{10}{9}$.", 1.0),
+            ("9", "Answer $\\frac{1}{2}$ = \\frac{10}{9}$", 0.0),
+        ],
+    },
+    # 3. a relation gold (7 = 11a+c) is not its bare side; a label (x = 5) still is
+    "relation_gold": {
+        "equal": [
+            ("7 = 11a+c", "7 = 11a + c"), ("7 = 11a+c", "11a + c = 7"), ("7 = 11a+c", "11a+c-7=0"),
+            ("0 = x^2-4", "x^2 = 4"), ("x = 5", "5"), ("5", "x = 5"), ("x=5", "5 = x"), ("42", "6 \\times 7 = 42"),
+        ],
+        "not_equal": [
+            ("7 = 11a+c", "11a+c"), ("11a+c", "7 = 11a+c"), ("7 = 11a+c", "7"), ("7 = 11a+c", "8 = 11a+c"),
+            ("0 = x^2-4", "x^2-4"), ("3 = 2x+y", "2x + y"), ("5", "5 = x + 1"),
+        ],
+        "completions": [
+            ("7 = 11a+c", "Comparing coefficients, \\boxed{11a+c}", 0.0),
+            ("7 = 11a+c", "Comparing coefficients, \\boxed{11a + c = 7}", 1.0),
+        ],
+    },
+    # 4. the exact value before \approx / ≈ is the answer, the rounding only when it agrees
+    "approx": {
+        "equal": [
+            ("\\frac{1}{3}", "x=1/3\\approx1.3"), ("\\frac{1}{3}", "x=\\frac{1}{3}≈0.33"),
+            ("\\frac{1}{3}", "\\frac{1}{3} \\approx 0.333"), ("2\\sqrt{2}", "d = 2\\sqrt{2} \\approx 2.83"),
+            ("\\frac{1}{3}, \\frac{2}{3}", "\\frac13 \\approx 0.33, \\frac23 \\approx 0.67"),
+            ("0.33, 0.67", "\\frac13 \\approx 0.33, \\frac23 \\approx 0.67"),
+            ("\\frac{1}{3}", "x = \\frac{1}{3} \\approx 0.3333 = 0.3333"),
+        ],
+        "not_equal": [
+            ("1.3", "x=1/3\\approx1.3"), ("\\frac{1}{3}", "x=1/4\\approx0.33"), ("\\frac{1}{3}", "x \\approx 0.33"),
+            ("\\frac{1}{3}, \\frac{2}{3}", "\\frac13 \\approx 0.33, \\frac13 \\approx 0.67"),
+        ],
+        "completions": [
+            ("\\frac{1}{3}", "The probability is $x=1/3\\approx1.3$", 1.0),
+            ("\\frac{1}{4}", "The probability is $x=1/3\\approx1.3$", 0.0),
+        ],
+    },
+    # 5. intervals and unions against (compound) inequalities
+    "intervals": {
+        "equal": [
+            ("x \\in [-2,7]", "-2 \\le x \\le 7"), ("-2 \\le x \\le 7", "x \\in [-2,7]"),
+            ("[-2,7)", "-2 \\le x < 7"), ("(-\\infty,1)\\cup(2,\\infty)", "x<1 \\text{ or } x>2"),
+            ("x<1 \\text{ or } x>2", "(-\\infty,1)\\cup(2,\\infty)"),
+            ("x \\in (-\\infty,1)\\cup(2,\\infty)", "x < 1 or x > 2"),
+            ("(-\\infty,-1] \\cup [3,\\infty)", "x \\le -1 \\text{ or } x \\ge 3"),
+            ("[-2,7]", "x \\geq -2 \\text{ and } x \\leq 7"), ("(1,3)", "x > 1 and x < 3"),
+            ("(-\\infty,1)\\cup(2,\\infty)", "x < 1 \\lor x > 2"), ("[-2, 7]", "7 \\geq x \\geq -2"),
+        ],
+        "not_equal": [
+            ("x \\in [-2,7]", "-2 < x \\le 7"), ("x \\in [-2,7]", "-2 \\le x \\le 8"),
+            ("[-2,7)", "-2 \\le x \\le 7"), ("(-\\infty,1)\\cup(2,\\infty)", "x<1 \\text{ or } x \\geq 2"),
+            ("(-\\infty,1)\\cup(2,\\infty)", "x<1 \\text{ or } x>3"), ("(-\\infty,1)\\cup(2,\\infty)", "1 < x < 2"),
+            ("[-2,7]", "x \\geq -2 \\text{ or } x \\leq 7"), ("(1,3)", "x > 1 and x \\leq 3"),
+            ("(-\\infty,1)\\cup(2,\\infty)", "x > 1 \\text{ and } x < 2"),
+        ],
+        "completions": [
+            ("x \\in [-2,7]", "So the solution set is $-2 \\le x \\le 7$.", 1.0),
+        ],
+    },
+    # 6. labelled golds against bare values and tuples; ; and and/or lists; several boxes
+    "labelled": {
+        "equal": [
+            ("\\frac{NO}{BO}=\\frac{1}{\\sqrt{6}}", "\\frac{1}{\\sqrt6}"),
+            ("\\frac{1}{\\sqrt{6}}", "\\dfrac{NO}{BO}=\\frac{\\sqrt{6}}{6}"),
+            ("NO/BO = \\frac{1}{\\sqrt{6}}", "\\frac{\\sqrt6}{6}"), ("[ABC] = 12", "12"),
+            ("p=5,q=2;p=7,q=2", "(5,2),(7,2)"), ("(5,2),(7,2)", "p=7,q=2;p=5,q=2"), ("(5,2),(7,2)", "(5,2);(7,2)"),
+            ("(1,2)", "(1;2)"), ("2, 3", "2 and 3"), ("2 and 3", "2, 3"), ("2 \\text{ or } 3", "3, 2"),
+            ("2, 3", "2 or 3"), ("y_1 = -2(x-1)^2+5", "-2x^2+4x+3"), ("y_1 = -2(x-1)^2+5", "y = -2x^2+4x+3"),
+            ("-2x^2+4x+3", "y_1 = -2(x-1)^2+5"), ("(5,2),(7,2)", "p=5, q=2 \\text{ or } p=7, q=2"),
+        ],
+        "not_equal": [
+            ("\\frac{NO}{BO}=\\frac{1}{\\sqrt{6}}", "\\frac{1}{\\sqrt5}"), ("p=5,q=2;p=7,q=2", "(5,2),(7,3)"),
+            ("p=5,q=2;p=7,q=2", "(2,5),(2,7)"), ("p=5,q=2;p=7,q=2", "5,2,7,2"), ("p=5,q=2;p=7,q=2", "(5,2)"),
+            ("(1,2)", "(2;1)"), ("2, 3", "2 and 4"), ("y_1 = -2(x-1)^2+5", "-2x^2+4x+5"), ("\\frac{x}{2} = 3", "3"),
+        ],
+        "completions": [
+            ("2, 3", "The roots are \\boxed{2} and \\boxed{3}.", 1.0),
+            ("2 and 3", "The roots are \\boxed{2} and \\boxed{3}.", 1.0),
+            ("2, 3", "So **\\boxed{2}** and **\\boxed{3}**", 1.0),
+            ("2, 3", "So \\(\\boxed{2}\\) and \\(\\boxed{3}\\).", 1.0),
+            ("2, 3", "The roots are \\boxed{2} and \\boxed{4}.", 0.0),
+            ("(2,3)", "The roots are \\boxed{2} and \\boxed{3}.", 0.0),
+            ("3", "The roots are \\boxed{2} and \\boxed{3}.", 1.0),
+            ("p=5,q=2;p=7,q=2", "The pairs are \\boxed{(5,2)} and \\boxed{(7,2)}", 1.0),
+            ("2, 3", "The answers are 2 and 3.", 1.0),
+        ],
+    },
+    # 7. products of symbols indexed by expressions, factors in another order
+    "indexed_products": {
+        "equal": [
+            ("F_{n-k-1} F_k", "F_k F_{n-k-1}"), ("F_{n-k-1}F_k + F_{n-k}F_{k+1}", "F_{k+1}F_{n-k} + F_kF_{n-k-1}"),
+            ("F_{n-k-1} F_k", "F_k \\cdot F_{n-1-k}"), ("a_{n+1} a_n", "a_n a_{n+1}"),
+            ("x_{i} y_{j} + 1", "1 + y_j x_i"), ("F_{k}F_{n-k}", "F_{n-k}F_{k}"), ("2F_{n+1}", "F_{n+1} + F_{1+n}"),
+        ],
+        "not_equal": [
+            ("F_{n-k-1} F_k", "F_{n-k+1} F_k"), ("F_{n-k-1} F_k", "F_{n-k-1} + F_k"), ("a_{n+1} a_n", "a_{n-1} a_n"),
+            ("F_{n-k-1}F_k", "F_{n-k-1}F_{k+1}"), ("F_{n-k-1} F_k", "F (n-k-1) F_k"),
+        ],
+        "completions": [],
+    },
+    # 8. a choice letter opening the completion (a letter inside the sentence never wins)
+    "choice_letter": {
+        "equal": [],
+        "not_equal": [],
+        "completions": [
+            ("A", "A. Because B is not valid", 1.0), ("B", "A. Because B is not valid", 0.0),
+            ("\\text{(C)}", "C) The other options fail since 2 > 1.", 1.0),
+            ("D", "**D**. Only D satisfies the condition.", 1.0),
+            ("(B)", "(B) is the only choice that works, since A gives 3.", 1.0),
+            ("B", "We check each option.\n\nB. It is the only one with 3 sides.", 1.0), ("A", "B", 0.0),
+            ("B", "B", 1.0), ("42", "A triangle has 3 sides. So 42", 1.0),
+            ("\\text{(A)}", "A. Because B is not valid", 1.0), ("C", "The answer is (C). A and B fail.", 1.0),
+            ("5", "A: the sum is 2 + 3 = 5", 1.0), ("B", "A. Let the side be 12.\nB. It is not 12.", 1.0),
+        ],
+    },
+}
+for _family in FAMILIES.values():
+    EQUAL += _family["equal"]
+    NOT_EQUAL += _family["not_equal"]
+    COMPLETIONS += _family["completions"]

@@ -33,9 +33,10 @@ _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _REASON = re.compile(r"([^a-zA-Z]*?\d[^a-zA-Z]*?)\s*,?\s+(?:because|since|which|as|so|where|given|from)(?![a-zA-Z])")
 MAX_BOXES = 20
 # a choice letter that opens a line: "A. Because ...", "(B) is ...", "C) ...", "**D**.", or a line
-# that is only the letter; a letter inside the sentence ("... B is not valid") never counts
+# that is only the letter; a letter inside the sentence ("... B is not valid") never counts, nor
+# "A:" (the answer of a Q:/A: transcript)
 _CHOICE = re.compile(
-    r"[ \t]*(?:\*\*)?(?:\(([A-E])\)|([A-E])[.:)]|([A-E])(?=\*\*)|([A-E])(?=[ \t]*(?:\n|$)))(?:\*\*)?[.:]?(?=\s|$)"
+    r"[ \t]*(?:\*\*)?(?:\(([A-E])\)|([A-E])[.)]|([A-E])(?=\*\*)|([A-E])(?=[ \t]*(?:\n|$)))(?:\*\*)?\.?(?=\s|$)"
 )
 
 
