@@ -126,6 +126,17 @@ PATHOLOGICAL = [
     "1 and " * 20_000,
     "AZYUK2A " * 20_000,
     "\\boxed{" * 10_000 + "1",
+    # inputs aimed at the interval, group, index, approx, chained-span, unit and choice rules
+    "\\boxed{" + "x > 1 and " * 90 + "x < 2}",
+    "\\boxed{" + "p=1,q=2;" * 60 + "p=1,q=2}",
+    "\\boxed{" + "F_{" * 300 + "1" + "}" * 300 + "}",
+    "\\boxed{" + "1 \\approx 1, " * 70 + "1}",
+    "\\boxed{" + "x=1/3\\approx" * 80 + "1}",
+    "$1$ = " * 20_000 + "2",
+    "Answer $1$ = " + "1" * 5000 + "$",
+    "A. " * 50_000,
+    "1" + ",000" * 50_000 + "m²",
+    "\\boxed{" + "(1;" * 300 + "2" + ")" * 300 + "}",
 ]
 
 

@@ -191,7 +191,7 @@ def _chained_span(line: str, spans: list[tuple[int, int]], p: int) -> str | None
     if not before:
         return None
     a, b = before[-1]
-    close = b + (2 if line.startswith(("$$", "\\)", "\\]"), b) else 1)
+    close = b + (1 if line[a - 1] == "$" and not line.startswith("$$", a - 2) else 2)  # $ | $$ \) \]
     end = min(x for x in (line.find("$", close), line.find("\n", close), len(line)) if x >= 0)
     rest = line[close:end]
     if end <= p or len(rest) > 200 or not rest.lstrip().startswith("=") or _WORD.search(rest):

@@ -5,17 +5,24 @@ Rules (documented in docs/rewards.md):
 - ``\\left \\right``, spacing commands, ``$``, ``\\( \\)`` / ``\\[ \\]`` delimiters, trailing periods
   are dropped
 - ``\\text{..} \\textnormal{..} \\mathrm{..} \\textbf{..} \\mbox{..}`` keep their content; unit words
-  and currency after a number are dropped (``10 cm`` -> ``10``, ``\\$5`` -> ``5``)
+  and currency after a number are dropped (``10 cm`` -> ``10``, ``\\$5`` -> ``5``), also squared or
+  cubed length units (``1,000.99m²``, ``m^{2}``, ``2,500 square meters``)
 - degrees (``^\\circ``, ``°``, "degrees") are dropped; ``\\%``, "percent", "pct", "percentage" ->
   ``%`` (percent rule: see verify)
 - thousands separators (``1,000,000``, ``14{,}916``, ``11,\\!111``) are removed only when the whole
   answer is one such number: ``(12,102)`` stays a pair
 - relations are spelled one way: ``\\leq \\geq < > \\neq`` (from ``<= \\le ≤ \\leqslant \\lt`` ...)
-- ``a \\approx b`` reads as ``a = b``; a chain ``z = 3+3 = 6`` is its last side; a label left-hand
-  side is dropped (``x = 5``, ``AB = 4``, ``|AB| = 1``, ``(p,q) = (3,2)``, ``x_1 = 2``,
-  ``V_1:V_2 = 11:21``), also in each item of a list (``AB=4, CD=5`` -> ``4, 5``); a left-hand side
-  that is an expression (``2x+4y-3=0``) makes an equation and is kept. ``keep_lhs=True`` keeps
-  every left-hand side (used to compare equations with each other)
+- ``a \\approx b`` reads as ``a = b`` (verify reads the exact ``a`` first); a chain ``z = 3+3 = 6``
+  is its last side, as is ``6*7 = 42`` (both sides numbers); a label left-hand side is dropped
+  (``x = 5``, ``AB = 4``, ``|AB| = 1``, ``(p,q) = (3,2)``, ``x_1 = 2``, ``V_1:V_2 = 11:21``,
+  ``\\frac{NO}{BO} = ..``, ``[ABC] = 12``; ``5 = x`` keeps ``5``), also in each item of a list
+  (``AB=4, CD=5`` -> ``4, 5``); a side that is an expression (``2x+4y-3=0``, ``7 = 11a+c``) makes an
+  equation and is kept whole. ``keep_lhs=True`` keeps every left-hand side (used to compare
+  equations with each other)
+- ``p=5,q=2;p=7,q=2`` (groups of labelled values split by ``;`` or and/or) -> ``(5, 2), (7, 2)``;
+  ``(1;2)`` -> ``(1,2)``
+- in relations ``\\lor \\vee`` -> or, ``\\land \\wedge`` -> and; ``x \\geq -2 and x < 7`` ->
+  ``-2 \\leq x < 7`` (an intersection; or-joined bounds stay a list, i.e. a union)
 - list words: ``1 and 2 and 3``, ``(11,7) or (7,11)`` -> comma lists (when no other prose is there)
 - ``\\begin{array}{..}..\\end{array}`` (in ``()`` or ``[]``) is a ``pmatrix``
 - a completion's several final boxes (``\\boxed{1}, \\boxed{2}``, see extract) normalise to the last

@@ -8,8 +8,8 @@ Grammar (recursive descent, depth-limited):
     atom   := number | symbol | F '(' expr ')' | '(' expr ')' | '{' expr '}' | \\frac{..}{..} | \\sqrt[n]{..}
               | \\pi | \\infty | function ('^' atom)? ('_' atom)? '(' expr ')' | \\lfloor expr \\rfloor
               | \\sum_{k=a}^{b} term | \\prod_{k=a}^{b} term
-Symbols may carry a subscript (``x_1`` == ``x_{1}``); a subscript that is an expression makes one
-symbol named by the expression's canonical form (``F_{n-k-1}`` == ``F_{n-1-k}``, not ``F_{n-k+1}``);
+Symbols may carry a subscript (``x_1`` == ``x_{1}``); a subscript that is an expression makes an
+opaque term of that expression, like ``f(x)`` (``F_{n-k-1}`` == ``F_{n-1-k}``, not ``F_{n-k+1}``);
 Greek letters are symbols. ``\\sin^2 x`` is
 ``(\\sin x)^2``, ``\\sin^{-1}`` is ``\\arcsin``. Sums and products need integer bounds, at most
 ``MAX_TERMS`` terms and a polynomial (or rational) body of small degree, so they stay cheap.
@@ -171,11 +171,14 @@ class _Parser:
             return sympy.Rational(v) if "." in v else sympy.Integer(v)
         if kind == "sym":
             self.take()
-            if len(v) == 1 and self.peek()[1] == "_":  # F_{n-k-1}: a symbol indexed by an expression
+            if len(v) == 1 and self.peek()[1] == "_":  # F_{n-k-1}: indexed by an expression
                 self.take()
                 index = self.group()
-                text = str(index) if index.is_Symbol or index.is_Integer else "{" + sympy.sstr(index) + "}"
-                return _symbol(f"{v}_{text}")
+                if index.is_Symbol or index.is_Integer:
+                    return _symbol(f"{v}_{index}")
+                # an opaque term of its index, like f(x): F_{n-k-1} == F_{n-1-k}; inside \sum it is
+                # not a rational function of the index, so such a sum stays unparsable, never wrong
+                return sympy.Function(f"{v}_")(index)
             # "q1" is the symbol q_1, never q * 1 (that would make p - q1 equal p - q)
             name = v.replace("{", "").replace("}", "").replace(" ", "")
             return _symbol(name if "_" in name or len(name) == 1 else f"{name[0]}_{name[1:]}")

@@ -22,7 +22,9 @@ variable term (``x``, ``f(x)``, ``|z|``) and constants also equals its interval:
 
 Several final boxes (``\\boxed{1}, \\boxed{2}``) are one unordered answer when the gold is a
 set or list (top-level commas, ``\\{..\\}``, a union, ``\\pm``); otherwise the last box counts.
-``a \\approx b``: the last side, or the first (exact) side when both are within 1% of each other.
+``a \\approx b`` (prediction): the exact ``a`` when it is a constant (``x=1/3\\approx1.3`` is
+``1/3``), and also the rounded ``b`` when it agrees with ``a`` (1%, or one unit of its last decimal);
+otherwise (``x \\approx 11``) the last side.
 """
 
 from __future__ import annotations
@@ -392,8 +394,8 @@ def _rounding(text: str, value: complex) -> float:
 
 def _approx_readings(pred: str) -> list[str]:
     """``a \\approx b``: the exact value ``a`` is the answer (``x = 1/3 \\approx 1.3`` reads
-    ``1/3``); the rounded ``b`` also counts when it agrees with ``a`` within 1% (``2\\sqrt{30}
-    \\approx 10.95``). Item by item in a list. Without a constant ``a`` (``x \\approx 11``) the
+    ``1/3``); the rounded ``b`` also counts when it agrees with ``a`` (``_rounding``: ``2\\sqrt{30}
+    \\approx 10.95``, ``1/3 \\approx 0.33``). Item by item in a list. Without a constant ``a`` (``x \\approx 11``) the
     answer is ``b`` as before."""
     items = [pred] if re.search(r"\d,\d{3}", pred) else _split_top(pred)
     exact, agree, changed = [], True, False
