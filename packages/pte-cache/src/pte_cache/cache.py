@@ -250,7 +250,7 @@ class BoundedCache(Cache):
             torch.gather(keep, 1, order), torch.gather(self.positions, 1, order), -1
         )
         self.lengths = keep.sum(1)
-        self._max_length = int(self.lengths.max()) if len(self.lengths) else 0
+        self._read_max_length()
         for buffers in (self.keys, self.values):
             for i, buf in enumerate(buffers):
                 if buf is not None:
@@ -330,7 +330,7 @@ class BoundedCache(Cache):
             raise RuntimeError("select_rows while an eviction is deferred to the next pass")
         for name in ("positions", "lengths", "prompt_lengths", "next_position", "peak_lengths"):
             setattr(self, name, getattr(self, name)[rows])
-        self._max_length = int(self.lengths.max()) if len(self.lengths) else 0
+        self._read_max_length()
         for buffers in (self.keys, self.values):
             for i, buf in enumerate(buffers):
                 if buf is not None:
@@ -350,6 +350,10 @@ class BoundedCache(Cache):
         self.next_position = torch.zeros(batch, dtype=torch.long, device=device)
         self.peak_lengths = torch.zeros(batch, dtype=torch.long, device=device)
         self.positions = torch.full((batch, real.shape[1]), -1, dtype=torch.long, device=device)
+
+    def _read_max_length(self) -> None:
+        """Re-read the longest row from the device (after lengths changed other than by dense steps)."""
+        self._max_length = int(self.lengths.max()) if len(self.lengths) else 0
 
     def _ensure_capacity(self, needed: int) -> None:
         capacity = self.positions.shape[1]

@@ -350,8 +350,9 @@ def run_eval(choices, kw):
         system = adapter_system(adapter, kw["system"], tokenizer)
     stop = eos_ids(pte.model, tokenizer)
     sampling = SamplingConfig(max_new_tokens=kw["max_new_tokens"], temperature=kw["temperature"], top_p=kw["top_p"])
-    todo = [(b, d, r, k) for b in budgets for d, rows in datasets.items() for r in rows for k in range(kw["samples"])
-            if (d, r["id"], b, k) not in done_keys]
+    plan = [(b, d, r, k) for b in budgets for d, rows in datasets.items() for r in rows for k in range(kw["samples"])]
+    planned = {(d, r["id"], b, k) for b, d, r, k in plan}  # how a sample line is keyed
+    todo = [(b, d, r, k) for b, d, r, k in plan if (d, r["id"], b, k) not in done_keys]
     bar = tqdm(total=len(todo), unit="sample", desc="eval", file=sys.stderr, disable=None)
     correct = total = 0
     t0 = time.time()
@@ -402,8 +403,6 @@ def run_eval(choices, kw):
         if sink is not None:
             sink.close()
         reward.close()
-    planned = {(d, r["id"], b, k) for b in budgets for d, rows in datasets.items() for r in rows
-               for k in range(kw["samples"])}
     # the numbers describe this invocation's settings: lines of other datasets, windows, rows or
     # sample indices (an earlier run in the same folder) stay in samples.jsonl but are not counted
     samples = [s for s in samples if (s["dataset"], s["id"], s["budget"], s["sample"]) in planned]

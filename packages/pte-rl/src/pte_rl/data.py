@@ -29,6 +29,12 @@ class Problem:
     messages: list[dict] | None = None  # the prompt as chat messages, when given that way
 
 
+def extra_columns(problems: list[Problem]) -> dict[str, list]:
+    """The problems' other data fields, one list per field (None where a row lacks it): the
+    keyword columns rewards receive."""
+    return {k: [p.extra.get(k) for p in problems] for k in sorted({k for p in problems for k in p.extra})}
+
+
 def _records(path: Path):
     """``(where, line, row)`` for every record of a data file or datasets folder: ``line`` is the
     line number (JSONL, CSV) or the row index (the rest); ``row`` may be anything."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import torch
 
-from .data import Problem
+from .data import Problem, extra_columns
 from .rewards.base import task_correct
 from .rollout import SamplingConfig, eviction_counts, eviction_rates, rollout_columns, sample
 from .stats import wilson_interval
@@ -34,8 +34,7 @@ def evaluate_counts(pte, tokenizer, problems: list[Problem], encode: Callable[[s
         done = sample(pte, [encode(p.prompt) for p in batch], policy_factory(), greedy, eos,
                       pad_id=tokenizer.pad_token_id or 0)
         texts = [tokenizer.decode(c.token_ids, skip_special_tokens=True) for c in done]
-        columns = {k: [p.extra.get(k) for p in batch] for k in sorted({k for p in batch for k in p.extra})}
-        columns.update(rollout_columns([p.prompt for p in batch], done))
+        columns = {**extra_columns(batch), **rollout_columns([p.prompt for p in batch], done)}
         parts = reward.score_parts(texts, [p.answer for p in batch], **columns)
         sums["correct"] += sum(task_correct(parts))
         sums["reward"] += sum(reward.total(parts))

@@ -6,9 +6,8 @@ log-probs (under the temperature-scaled distribution, as TRL does) and its evict
 
 A decode step reads nothing back from the device (on a GPU it never waits for the host):
 tokens and log-probs collect in device buffers, and whether rows finished is looked at every
-``finish_check_every`` steps; rows found
-finished then leave the batch (cache, states and bookkeeping are compacted), and what they
-generated after their EOS is dropped. Each row draws its own uniform every step whatever the
+``finish_check_every`` steps; rows found finished then leave the batch (cache, states and
+bookkeeping are compacted), and what they generated after their EOS is dropped. Each row draws its own uniform every step whatever the
 batch holds, so the samples do not depend on when other rows leave.
 """
 

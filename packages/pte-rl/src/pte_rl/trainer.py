@@ -32,7 +32,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import RunConfig, TrainConfig
-from .data import Problem
+from .data import Problem, extra_columns
 from .distributed import DIST_TIMEOUT, Dist, init_distributed  # noqa: F401 (re-exported: the CLI's import)
 from .evaluation import evaluate_counts, summarize_counts
 from .grpo import Trajectory, group_advantages, token_weights
@@ -216,8 +216,7 @@ class Trainer:
         """Every reward part of every completion: each problem's extra columns passed along, and
         what the rollout knows (:func:`rollout_columns`)."""
         rows = [p for p in problems for _ in range(self.config.group_size)]
-        columns = {k: [r.extra.get(k) for r in rows] for k in sorted({k for r in rows for k in r.extra})}
-        columns.update(rollout_columns([r.prompt for r in rows], completions))
+        columns = {**extra_columns(rows), **rollout_columns([r.prompt for r in rows], completions)}
         return self.reward.score_parts(texts, [r.answer for r in rows], **columns)
 
     def trajectory(self, completions: list[Completion], rewards: torch.Tensor) -> Trajectory:
