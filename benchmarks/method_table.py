@@ -218,7 +218,8 @@ def main() -> None:
     probes = {}
     if not args.no_probe:
         for label, adapter in adapters.items():
-            if label.startswith("PTE-seed"):
+            # every adapter whose state is updated by evictions
+            if "progressive" in METHODS.get(label.rpartition("-seed")[0], []):
                 done = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "state_probe.py"),
                                        "--adapter", adapter, "--dataset", str(out / "heldout.jsonl"),
                                        "--limit", str(args.heldout), "--cache-window", str(args.window),
@@ -226,7 +227,7 @@ def main() -> None:
                                       check=True, capture_output=True, text=True)
                 probes[label] = json.loads(done.stdout.strip().splitlines()[-1])["modes"]
         if probes:
-            table += ["", "| probe (PTE, window) | " + " | ".join(MODE_NAMES) + " |", "|---|" + "---:|" * len(MODE_NAMES)]
+            table += ["", "| probe (window) | " + " | ".join(MODE_NAMES) + " |", "|---|" + "---:|" * len(MODE_NAMES)]
             for label, modes in probes.items():
                 table.append(f"| {label} accuracy | " + " | ".join(f"{modes[m]['accuracy'] * 100:.1f}" for m in MODE_NAMES) + " |")
                 table.append(f"| {label} log-lik | " + " | ".join(
