@@ -150,13 +150,16 @@ def test_pathological_inputs_return_within_bound_inline():
 
 
 def test_pool_kills_a_hung_item_and_continues():
+    # The hung item sleeps 120 s; the pool must kill it at its 0.5 s timeout and go on. The bound
+    # only tells "killed" from "waited" (a loaded CI machine took 3.3 s to replace the worker), so
+    # it is far from both: no timing claim, and it still fails if the item is waited for.
     pool = BoundedPool("time:sleep", workers=1, timeout=0.5)
     try:
         t = time.perf_counter()
-        out = pool.map([(0.0,), (5.0,), (0.0,)])
+        out = pool.map([(0.0,), (120.0,), (0.0,)])
         elapsed = time.perf_counter() - t
         assert out[0] is None and out[1] is TIMEOUT and out[2] is None
-        assert elapsed < 3.0
+        assert elapsed < 60.0
     finally:
         pool.close()
 
