@@ -47,14 +47,17 @@ def left_padded(lengths, vocab=97, seed=1):
     return ids, mask
 
 
-def decode(model, policy, ids, mask, gen):
-    """Teacher-forced decode under the bounded cache; returns logits per column and evictions."""
-    cache = BoundedCache(policy, model.config.num_hidden_layers)
+def decode(model, policy, ids, mask, gen, static=False):
+    """Teacher-forced decode under the bounded cache; returns logits per column and evictions.
+    ``static``: fixed shapes (room for ``gen``), checked to keep one shape and the same buffers."""
+    cache = BoundedCache(policy, model.config.num_hidden_layers, max_new_tokens=gen.shape[1] if static else None)
     batch, width = ids.shape
     am, pos = cache.step(mask)
     out = model(ids, attention_mask=am, position_ids=pos, **{cache_argument(model): cache}).logits
     cache.commit()
     logits = {width - 1: out[:, -1]}
+    shapes = {am.shape[-1]}
+    storage = [b.data_ptr() for b in cache.keys + cache.values]
     hidden_before = {}  # column -> per-row set of positions evicted before that column ran
     for j in range(gen.shape[1]):
         col = width + j
@@ -67,6 +70,13 @@ def decode(model, policy, ids, mask, gen):
         cache.commit()
         logits[col] = out.logits[:, -1]
         check_invariants(cache, policy)
+        shapes.add(am.shape[-1])
+    if static:
+        assert len(shapes) == 1, f"a static cache changed its attention width: {sorted(shapes)}"
+        assert [b.data_ptr() for b in cache.keys + cache.values] == storage, "a static cache moved its buffers"
+        bound = getattr(policy, "capacity", None)
+        if bound is not None:  # bounded memory: the policy's budget, not the prompt plus every new token
+            assert cache.positions.shape[1] == max(bound(cache), width) < width + gen.shape[1]
     return logits, hidden_before, cache
 
 
@@ -109,13 +119,14 @@ POLICIES = {
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 @pytest.mark.parametrize("name", sorted(POLICIES))
+@pytest.mark.parametrize("static", [False, True], ids=["growing", "static"])
 @torch.no_grad()
-def test_logits_equal_masked_full_forward(family, name):
+def test_logits_equal_masked_full_forward(family, name, static):
     model = tiny(family)
     policy = POLICIES[name]()
     ids, mask = left_padded([5, 9, 7])
     gen = torch.randint(1, 97, (3, 30), generator=torch.Generator().manual_seed(2))
-    logits, hidden_before, cache = decode(model, policy, ids, mask, gen)
+    logits, hidden_before, cache = decode(model, policy, ids, mask, gen, static)
     if name != "full":
         assert len(cache.events) >= 2, "test must exercise several eviction events"
     ref = oracle(model, ids, mask, gen, hidden_before)

@@ -10,6 +10,14 @@ One forward pass is framed by :meth:`BoundedCache.step` (evict per the policy, t
 mask and positions for the incoming tokens) and :meth:`BoundedCache.commit` (drop pad slots).
 Buffers grow by doubling, so steady-state decoding never reallocates or concatenates.
 
+Static shapes (``max_new_tokens=N``): the buffers are allocated once at prefill for the most
+tokens a row can hold (the prompt plus N, or less where the policy bounds it: ``capacity``),
+every forward pass attends over that whole capacity, and compaction writes back into the same
+storage. A decode step then has one shape and fixed buffer addresses for the whole rollout,
+across eviction events: what a compiled step (and a CUDA graph) needs. An event still compacts
+(one gather per layer, every ``evict_ratio x window`` tokens), so slots stay in arrival order,
+the simple contract policies rely on.
+
 Decoding between eviction events reads nothing back from the device: the longest row is kept
 on the host, a decode step says it is dense (every row takes its token), and a policy that can
 tell how many one-token steps certainly evict nothing (``quiet_steps``, every built-in) is not
@@ -68,6 +76,8 @@ class BoundedCache(Cache):
         keep_graph: stored K/V keep their autograd graph (buffers are rebuilt out of place), so a
             loss reaches every earlier token, evicted ones through the listeners too. Memory grows
             with the sequence: the exact-gradient oracle of replay, not a training mode.
+        max_new_tokens: static shapes (see the module docstring): room for the prompt plus this
+            many tokens, or the policy's ``capacity`` when smaller; more raises.
         tape: a recorder (``pte_rl.replay.GradTape``) given the stored K/V of every layer as leaves
             (``tape.leaf(layer, kind, view, positions)``, kind 0 = keys, 1 = values) and the new
             K/V with their graph (``tape.produced(layer, kind, new, positions)``), so gradients
@@ -75,8 +85,11 @@ class BoundedCache(Cache):
     """
 
     def __init__(self, policy=None, num_layers: int = 0, listeners: list[Listener] | None = None,
-                 keep_graph: bool = False, tape=None):
+                 keep_graph: bool = False, tape=None, max_new_tokens: int | None = None):
         super().__init__(layers=[])
+        if max_new_tokens is not None and keep_graph:
+            raise ValueError("static shapes (max_new_tokens) write in place: not with keep_graph")
+        self.max_new_tokens = max_new_tokens
         self.policy = policy
         self.keep_graph = keep_graph
         self.tape = tape
@@ -137,6 +150,8 @@ class BoundedCache(Cache):
         write = self.lengths[:, None] + offs[None, :]  # [B, q] slot of each new token
         kv_len = self._max_length + q
         self._ensure_capacity(kv_len)
+        if self.static:
+            kv_len = self.positions.shape[1]  # one shape for every pass
 
         rel = torch.arange(kv_len, device=device)[None, :] - self.lengths[:, None]  # [B, kv]
         old = rel < 0
@@ -253,7 +268,11 @@ class BoundedCache(Cache):
         self._read_max_length()
         for buffers in (self.keys, self.values):
             for i, buf in enumerate(buffers):
-                if buf is not None:
+                if buf is None:
+                    continue
+                if self.static:  # same storage, so a compiled step's buffers stay where they were
+                    buf.copy_(_take_slots(buf, order))
+                else:
                     buffers[i] = _take_slots(buf, order)
 
     # ----------------------------------------------------------------- transformers Cache API
@@ -308,6 +327,15 @@ class BoundedCache(Cache):
             self._flat = (key, (base[:, :, None] + write[:, None, :]).reshape(-1))
         return self._flat[1]
 
+    def write_slots(self, heads: int) -> torch.Tensor:
+        """The flat buffer rows this pass's new K/V go to (see :meth:`update`), for a caller that
+        writes them itself (a compiled decode step)."""
+        return self._flat_slots(heads, self._pending[0].shape[1], self.positions.shape[1])
+
+    @property
+    def static(self) -> bool:
+        return self.max_new_tokens is not None
+
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return 0 if self.lengths is None else self._max_length
 
@@ -328,6 +356,8 @@ class BoundedCache(Cache):
         """Keep only ``rows`` (e.g. drop finished sequences from a decode batch)."""
         if self._deferred:
             raise RuntimeError("select_rows while an eviction is deferred to the next pass")
+        if self.static:
+            raise RuntimeError("select_rows would change a static cache's shapes")
         for name in ("positions", "lengths", "prompt_lengths", "next_position", "peak_lengths"):
             setattr(self, name, getattr(self, name)[rows])
         self._read_max_length()
@@ -349,7 +379,13 @@ class BoundedCache(Cache):
         self.lengths = torch.zeros(batch, dtype=torch.long, device=device)
         self.next_position = torch.zeros(batch, dtype=torch.long, device=device)
         self.peak_lengths = torch.zeros(batch, dtype=torch.long, device=device)
-        self.positions = torch.full((batch, real.shape[1]), -1, dtype=torch.long, device=device)
+        width = real.shape[1]
+        if self.static:
+            width += self.max_new_tokens
+            bound = getattr(self.policy, "capacity", None)
+            if bound is not None:  # the prefill itself needs the padded prompt's width
+                width = min(width, max(bound(self), real.shape[1]))
+        self.positions = torch.full((batch, width), -1, dtype=torch.long, device=device)
 
     def _read_max_length(self) -> None:
         """Re-read the longest row from the device (after lengths changed other than by dense steps)."""
@@ -359,6 +395,9 @@ class BoundedCache(Cache):
         capacity = self.positions.shape[1]
         if needed <= capacity:
             return
+        if self.static:
+            raise RuntimeError(f"a static cache of {capacity} slots per row needs {needed}: more tokens than "
+                               "max_new_tokens, or a policy holding more than its capacity() says")
         new = max(needed, 2 * capacity)
         self.positions = F.pad(self.positions, (0, new - capacity), value=-1)
         # deferred slot masks keep the capacity's width, so they combine with any slot mask as is

@@ -39,6 +39,9 @@ class EvictionPolicy(Protocol):
     # steps, so decoding between eviction events reads nothing back from the device. A policy
     # whose decisions depend on tensor values it must look at every step leaves it out and is
     # asked every step.
+    # Optional: ``capacity(cache) -> int``, the most tokens any row can hold at once, read at
+    # prefill. A static cache (fixed shapes, for a compiled decode step) allocates that many
+    # slots instead of the prompt plus every new token.
 
 
 class _WindowPolicy:
@@ -82,6 +85,15 @@ class _WindowPolicy:
         slot = torch.arange(cache.positions.shape[1], device=cache.positions.device)
         lo = protected[:, None]
         return (slot[None, :] >= lo) & (slot[None, :] < lo + count[:, None])
+
+    def most_protected(self, cache: CacheView) -> torch.Tensor:
+        """[batch] the most protected tokens a row will ever have (known at prefill)."""
+        return self.protected(cache)
+
+    def capacity(self, cache: CacheView) -> int:
+        """The most tokens a row holds at once: its protected tokens plus its full window."""
+        most = self.most_protected(cache)
+        return int((most + self.windows(cache, most)).max()) if most.numel() else 0
 
     def quiet_steps(self, cache: CacheView) -> int:
         """The fewest free window slots over the rows: a row evicts once its unprotected tokens
@@ -142,6 +154,9 @@ class StreamingLLM(_WindowPolicy):
 
     def protected(self, cache: CacheView) -> torch.Tensor:
         return torch.clamp(cache.lengths, max=self.config.sink_tokens)
+
+    def most_protected(self, cache: CacheView) -> torch.Tensor:
+        return torch.full_like(cache.prompt_lengths, self.config.sink_tokens)
 
     def windows(self, cache: CacheView, protected: torch.Tensor) -> torch.Tensor:
         if self.config.dynamic_window:
