@@ -1,6 +1,11 @@
 """Decode throughput and memory of the default model: bounded cache vs full cache vs model.generate.
 
     python benchmarks/decode_throughput.py [--batch 8] [--tokens 512 1024 2048] [--window 256]
+    python benchmarks/decode_throughput.py --loops pte-lru compiled-lru   # eager vs compiled step
+
+``compiled-lru`` decodes with ``PTEModel.compile_decode()`` (a static cache, one compiled step;
+``reduce-overhead``, i.e. CUDA graphs, on a GPU); its compile time is a warm-up rollout of the same
+shape, reported as ``compile_s`` and not counted in tokens/s.
 
 Every case runs in its own process. Prints one JSON object: tokens/s, peak RSS during generation
 (MB above the loaded model), the bounded/full speed ratio at the longest length, and whether the
@@ -34,6 +39,16 @@ def case(spec: dict) -> dict:
     model, tok = HFBackend(HFConfig(dtype=spec.get("dtype", "float32"))).load()
     ids = chat_prompt(tok, PROMPT)
     batch, tokens = spec["batch"], spec["tokens"]
+    compile_s = None
+    if spec["loop"] == "compiled":
+        encoder = ProgressiveEncoder() if spec["encoder"] == "progressive" else IdentityEncoder()
+        pte = PTEModel(model, encoder)
+        pte.compile_decode(mode="reduce-overhead" if pte.device.type == "cuda" else None)
+        t = time.perf_counter()  # warm-up: the same cache shape (prompt + window) in fewer tokens
+        sample(pte, [ids] * batch, LRUPromptKeep(PolicyConfig(cache_window=spec["window"])),
+               SamplingConfig(max_new_tokens=spec["window"], min_new_tokens=spec["window"], temperature=1.0),
+               eos_ids=[tok.eos_token_id], generator=torch.Generator(device=pte.device).manual_seed(1))
+        compile_s = time.perf_counter() - t
     with PeakRSS() as mem:
         t = time.perf_counter()
         if spec["loop"] == "generate":
@@ -43,8 +58,9 @@ def case(spec: dict) -> dict:
             produced = (out.shape[1] - len(ids)) * batch
             evictions = 0
         else:
-            encoder = ProgressiveEncoder() if spec["encoder"] == "progressive" else IdentityEncoder()
-            pte = PTEModel(model, encoder)
+            if spec["loop"] != "compiled":
+                encoder = ProgressiveEncoder() if spec["encoder"] == "progressive" else IdentityEncoder()
+                pte = PTEModel(model, encoder)
             policy = LRUPromptKeep(PolicyConfig(cache_window=spec["window"])) if spec["policy"] == "lru" else Full()
             cfg = SamplingConfig(max_new_tokens=tokens, min_new_tokens=tokens, temperature=1.0)
             done = sample(pte, [ids] * batch, policy, cfg, eos_ids=[tok.eos_token_id],
@@ -53,7 +69,8 @@ def case(spec: dict) -> dict:
             evictions = sum(c.num_evictions for c in done) / batch
         seconds = time.perf_counter() - t
     return {**spec, "tokens_per_s": produced / seconds, "seconds": seconds,
-            "peak_rss_mb_above_model": mem.peak - mem.start, **mem.gpu(), "evictions_per_row": evictions}
+            "peak_rss_mb_above_model": mem.peak - mem.start, **mem.gpu(), "evictions_per_row": evictions,
+            **({"compile_s": compile_s} if compile_s is not None else {})}
 
 
 def main():
@@ -82,6 +99,11 @@ def main():
         return next(r for r in results if r["loop"] == loop and r["policy"] == policy and r["tokens"] == tokens)
 
     summary = {"machine": machine(), "cases": results}
+    try:
+        summary["speedup_compiled_vs_eager"] = {
+            str(t): pick("compiled", "lru", t)["tokens_per_s"] / pick("pte", "lru", t)["tokens_per_s"] for t in a.tokens}
+    except (StopIteration, KeyError):
+        pass
     try:
         bounded = [pick("pte", "lru", t)["peak_rss_mb_above_model"] for t in a.tokens]
         summary["speedup_bounded_vs_full_loop"] = (pick("pte", "lru", longest)["tokens_per_s"]

@@ -45,6 +45,7 @@ class PTEModel:
         self.lora = lora
         self.encoder = encoder
         self.state_watchers: list = []
+        self.decode_step = None  # a CompiledDecode once compile_decode() is called
         self._cache_kw = cache_argument(model.model)  # "cache" on current transformers
         # the same forward with fewer ops where the architecture is exactly Llama's (see lean.py);
         # PTE_LEAN=0 runs transformers' own forward everywhere
@@ -83,6 +84,14 @@ class PTEModel:
                 block = getattr(layer, name, None)
                 if block is not None:
                     block.compile(**options)
+
+    def compile_decode(self, mode: str | None = None, **options) -> None:
+        """Decode with one compiled step per rollout shape (:class:`pte_rl.compiled.CompiledDecode`):
+        ``sample`` then keeps a static cache and never shrinks its batch. ``mode="reduce-overhead"``
+        replays the step as a CUDA graph on a GPU."""
+        from .compiled import CompiledDecode
+
+        self.decode_step = CompiledDecode(self, mode=mode, **options)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return self.lora.parameters() + [p for p in self.encoder.parameters() if p.requires_grad]

@@ -155,7 +155,10 @@ def sample(
     batch, steps = len(prompts), config.max_new_tokens
     out = [Completion(prompt_ids=list(p)) for p in prompts]
     state = pte.new_state(batch)
-    cache = pte.new_cache(policy, state)
+    # a compiled step wants one shape for the whole rollout: a static cache, and rows that
+    # finish stay in the batch (their tokens after EOS are dropped when harvested)
+    compiled = pte.decode_step
+    cache = pte.new_cache(policy, state, **({"max_new_tokens": steps} if compiled else {}))
     rows = torch.arange(batch)  # original index of each live row (host)
     live = rows.to(device)  # the same, on the device
     eos = torch.tensor(eos_ids, device=device)
@@ -192,7 +195,10 @@ def sample(
             break
         if len(eos) and (step + 1) % config.finish_check_every == 0:
             gone = (end[live] <= step).cpu()  # the one host read between eviction events
-            if bool(gone.any()):
+            if compiled is not None:
+                if bool(gone.all()):
+                    break
+            elif bool(gone.any()):
                 _harvest(out, rows[gone], tokens, logprobs, end, peak, state, steps)
                 keep = (~gone).nonzero().flatten()
                 if len(keep) == 0:
@@ -202,7 +208,10 @@ def sample(
                 rows, live = rows[keep], live[keep.to(device)]
                 token = token[keep.to(device)]
         seen_events = len(cache.events)
-        hidden = pte.forward(token[:, None], one[: len(rows)], cache, state, dense=True)[:, -1]
+        if compiled is not None:
+            hidden = compiled(token[:, None], cache, state)[:, -1]
+        else:
+            hidden = pte.forward(token[:, None], one[: len(rows)], cache, state, dense=True)[:, -1]
         for event in cache.events[seen_events:]:
             for b in event.rows():
                 out[int(rows[b])].schedule.append((event.step, event.positions_of(b)))
