@@ -243,23 +243,28 @@ def test_head_logprobs_equal_autograd_through_the_logits(dtype):
     hidden = torch.randn(3, 7, pte.model.config.hidden_size, dtype=dtype, requires_grad=True)
     targets = torch.randint(0, pte.model.config.vocab_size, (3, 7))
     weights = torch.randn(3, 7)
-    lp, ent = token_logprobs(pte, hidden, targets, temperature=0.7, chunk=5, with_entropy=True)
-    (lp * weights).sum().backward()
-    ours = hidden.grad.clone()
-    hidden.grad = None
-
-    logits = pte.model.lm_head(hidden).float() / 0.7
-    ref = torch.log_softmax(logits, -1)
-    ref_lp = ref.gather(2, targets[..., None]).squeeze(-1)
-    ref_ent = -(ref.exp() * ref).sum(-1)
-    (ref_lp * weights).sum().backward()
     tol = 1e-5 if dtype == torch.float32 else 2e-2
-    assert not ent.requires_grad
-    assert torch.allclose(lp, ref_lp, atol=tol, rtol=0), (lp - ref_lp).abs().max()
-    assert torch.allclose(ent, ref_ent.detach(), atol=tol, rtol=0), (ent - ref_ent).abs().max()
-    scale = hidden.grad.float().abs().max()
-    assert (ours.float() - hidden.grad.float()).abs().max() <= tol * scale, (ours.float() - hidden.grad.float()).abs().max()
-    assert ours.dtype == dtype
+    # the log-prob loss, an entropy bonus alone, and both: each gradient against autograd's
+    for w_lp, w_ent in ((1.0, 0.0), (0.0, 1.0), (1.0, 1.0)):
+        hidden.grad = None
+        lp, ent = token_logprobs(pte, hidden, targets, temperature=0.7, chunk=5, with_entropy=True)
+        loss = w_lp * (lp * weights).sum() if w_lp else 0.0
+        ((ent * weights).sum() * w_ent + loss).backward()
+        ours = hidden.grad.clone()
+        hidden.grad = None
+
+        logits = pte.model.lm_head(hidden).float() / 0.7
+        ref = torch.log_softmax(logits, -1)
+        ref_lp = ref.gather(2, targets[..., None]).squeeze(-1)
+        ref_ent = -(ref.exp() * ref).sum(-1)
+        (w_lp * (ref_lp * weights).sum() + w_ent * (ref_ent * weights).sum()).backward()
+        assert torch.allclose(lp, ref_lp, atol=tol, rtol=0), (lp - ref_lp).abs().max()
+        assert torch.allclose(ent, ref_ent.detach(), atol=tol, rtol=0), (ent - ref_ent).abs().max()
+        scale = hidden.grad.float().abs().max()
+        assert scale > 0
+        diff = (ours.float() - hidden.grad.float()).abs().max()
+        assert diff <= tol * scale, ((w_lp, w_ent), diff, scale)
+        assert ours.dtype == dtype
 
 
 def test_lean_mlp_product_keeps_two_intermediates_and_same_gradient():

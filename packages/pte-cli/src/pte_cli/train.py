@@ -74,6 +74,7 @@ DEFAULT_EVAL = "128 built-in arithmetic problems from another seed, none of them
 @field_option("--beta")
 @field_option("--epsilon")
 @field_option("--epsilon-high")
+@field_option("--entropy-coef")
 @field_option("--num-iterations")
 @field_option("--loss-type")
 @field_option("--scale-rewards/--no-scale-rewards")

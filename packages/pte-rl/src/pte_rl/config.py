@@ -34,6 +34,8 @@ class TrainConfig(BaseModel):
     beta: float = Field(0.001, ge=0, description="KL weight to the full-cache base model (0 skips the reference pass).")
     epsilon: float = Field(0.2, gt=0, description="Lower clip of the probability ratio.")
     epsilon_high: float | None = Field(None, gt=0, description="Upper clip (DAPO uses 0.28) [default: epsilon].")
+    entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus: each token's loss loses this times its "
+                                "entropy (verl's entropy_coeff; against entropy collapse). 0: off.")
     num_iterations: int = Field(1, gt=0, description="Optimizer steps per batch of rollouts (ratio clipping matters when > 1).")
     loss_type: Literal["grpo", "dr_grpo", "dapo"] = Field("dapo", description="How token losses are averaged (as TRL's loss_type).")
     scale_rewards: bool = Field(True, description="Divide advantages by the group std (off: Dr. GRPO).")

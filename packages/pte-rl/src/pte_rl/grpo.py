@@ -104,14 +104,18 @@ class Trajectory:
     replayed: torch.Tensor | None = None
     stats: StepStats = field(default_factory=StepStats)
 
-    def chunk_loss(self, rows: torch.Tensor, config, first: bool, lp, mask, cols) -> torch.Tensor:
+    def chunk_loss(self, rows: torch.Tensor, config, first: bool, lp, mask, cols, entropy=None) -> torch.Tensor:
         """Weighted loss of replayed log-probs ``lp`` ([len(rows), len(cols)], with grad) of
         ``rows`` at token columns ``cols``; accumulates the metric sums in ``stats``. In the first
-        iteration pi_old is this replay itself (ratio 1)."""
+        iteration pi_old is this replay itself (ratio 1). ``entropy`` (with grad, when
+        ``config.entropy_coef`` > 0): each token's loss loses ``entropy_coef x entropy``,
+        aggregated with the same token weights (verl's entropy bonus)."""
         old = lp.detach() if first else self.old_lp[rows][:, cols]
         ref = self.ref_lp[rows][:, cols] if self.ref_lp is not None else None
         loss_tok, st = per_token_loss(lp, old, ref, self.advantages[rows], config.beta, config.epsilon,
                                       config.epsilon_high)
+        if entropy is not None and config.entropy_coef:
+            loss_tok = loss_tok - config.entropy_coef * entropy
         loss = (loss_tok * self.weights[rows][:, None] * mask).sum()
         m = mask.float()
         self.stats.loss += float(loss.detach())

@@ -141,20 +141,22 @@ class PTEModel:
 
 
 class _HeadLogprobs(torch.autograd.Function):
-    """Log-probs of ``targets`` under ``hidden @ W^T / T`` (and, detached, the entropy) for one
-    chunk of tokens, with a hand-written backward.
+    """Log-probs of ``targets`` under ``hidden @ W^T / T`` (and the entropy) for one chunk of
+    tokens, with a hand-written backward.
 
-    Keeps only ``hidden``, the targets and the log-normaliser: the [tokens x vocab] logits are
-    recomputed in backward, like a checkpoint, but the gradient is the closed form
-    ``d logp / d logits = onehot - softmax`` applied in place on the recomputed logits. Autograd
-    through a checkpoint does the same with ~10 separate full-vocabulary passes (division,
-    log-sum-exp and their backwards); this does four (matmul, scale + exp, scatter, matmul),
-    ~1.6x faster per chunk on CPU. The lm head is never adapted (pte-lora targets decoder layers
-    only), so no gradient to its weight is needed.
+    Keeps only ``hidden``, the targets, the log-normaliser and the entropy: the [tokens x vocab]
+    logits are recomputed in backward, like a checkpoint, but the gradient is the closed form
+    ``d logp / d z = onehot - p`` (and ``d H / d z = -p (log p + H)`` for the entropy, when the
+    loss uses it: an entropy bonus) applied in place on the recomputed logits. Autograd through a
+    checkpoint does the same with ~10 separate full-vocabulary passes (division, log-sum-exp and
+    their backwards); this does four (matmul, scale + exp, scatter, matmul), ~1.6x faster per
+    chunk on CPU. The lm head is never adapted (pte-lora targets decoder layers only), so no
+    gradient to its weight is needed.
     """
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, temperature: float, with_entropy: bool):
+        ctx.set_materialize_grads(False)  # an unused output (the entropy, mostly) costs nothing
         logits = F.linear(hidden, weight, bias).float()
         logits.div_(temperature)
         lse = torch.logsumexp(logits, dim=-1)
@@ -163,18 +165,29 @@ class _HeadLogprobs(torch.autograd.Function):
         if with_entropy:  # H = lse - sum p * logit, on the same logits (p overwrites a copy)
             p = (logits - lse[:, None]).exp_()
             entropy = lse - torch.bmm(p[:, None, :], logits[:, :, None]).view(-1)
-            ctx.mark_non_differentiable(entropy)
-        ctx.save_for_backward(hidden, weight, bias, targets, lse)
+        ctx.save_for_backward(hidden, weight, bias, targets, lse, entropy)
         ctx.temperature = temperature
         return logprobs, entropy
 
     @staticmethod
-    def backward(ctx, grad, _grad_entropy):
-        hidden, weight, bias, targets, lse = ctx.saved_tensors
-        g = grad.float() / ctx.temperature
-        p = F.linear(hidden, weight, bias).float()
-        p.div_(ctx.temperature).sub_(lse[:, None]).exp_()  # softmax
-        p.mul_(-g[:, None]).scatter_add_(1, targets[:, None], g[:, None])  # (onehot - p) * g / T
+    def backward(ctx, grad, grad_entropy):
+        hidden, weight, bias, targets, lse, entropy = ctx.saved_tensors
+        if grad is None and grad_entropy is None:
+            return None, None, None, None, None, None
+        logp = F.linear(hidden, weight, bias).float()
+        logp.div_(ctx.temperature).sub_(lse[:, None])  # log-softmax
+        p = logp.exp()
+        # d/dz of g * logp[target] + gH * H: g * onehot - p * (g + gH * (logp + H))
+        g = grad.float() if grad is not None else torch.zeros_like(lse)
+        if grad_entropy is not None:
+            gh = grad_entropy.float()
+            coef = logp.add_(entropy[:, None]).mul_(gh[:, None]).add_(g[:, None])
+        else:
+            coef = g[:, None]
+        p.mul_(coef).neg_()
+        if grad is not None:
+            p.scatter_add_(1, targets[:, None], g[:, None])
+        p.div_(ctx.temperature)
         return p.to(weight.dtype) @ weight, None, None, None, None, None
 
 
@@ -183,8 +196,8 @@ def token_logprobs(pte: PTEModel, hidden, targets, temperature: float = 1.0, chu
     """Log-probs of ``targets`` ([B, L]) under ``hidden`` ([B, L, H]), ``chunk`` tokens at a time.
 
     No [tokens x vocab] tensor outlives its chunk, with or without grad (see
-    :class:`_HeadLogprobs`). Returns ``(logprobs [B, L], entropy [B, L] or None)``; entropy
-    carries no grad.
+    :class:`_HeadLogprobs`). Returns ``(logprobs [B, L], entropy [B, L] or None)``, both with
+    grad where grad is enabled.
     """
     batch, length, _ = hidden.shape
     flat_h = hidden.reshape(batch * length, -1)

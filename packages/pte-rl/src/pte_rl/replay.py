@@ -269,7 +269,8 @@ def replay_logprobs(
     Runs in whatever grad mode is active. ``on_chunk(logprobs, mask, cols)`` receives each
     piece's ``[B, n]`` log-probs for token columns ``cols`` as soon as they exist (the prompt
     prefill predicts column 0; inputs ``[s, e)`` predict columns ``[s+1, e+1)``) and may return a
-    scalar loss, which replay backpropagates as ``graph`` says (returning None and calling
+    scalar loss, which replay backpropagates as ``graph`` says; ``with_entropy`` also passes the
+    chunk's token entropies, with grad, as ``entropy=`` (an entropy bonus) (returning None and calling
     ``backward`` itself only works with ``graph="chunk"``). Without grad the mode does not matter
     (every mode gives the same log-probs). The returned tensors are detached.
     Returns ``(logprobs, entropy or None)``.
@@ -301,13 +302,14 @@ def replay_logprobs(
         lp, ent = token_logprobs(pte, hidden, tokens[:, cols], temperature, logit_chunk, with_entropy)
         mask = valid[:, cols]
         lp = lp * mask
+        ent = None if ent is None else ent * mask
         if on_chunk is not None:
-            loss = on_chunk(lp, mask, cols)
+            loss = on_chunk(lp, mask, cols) if ent is None else on_chunk(lp, mask, cols, entropy=ent)
             if loss is not None and loss.requires_grad:
                 mode.loss(loss)
         logprobs[:, cols] = lp.detach()
         if entropy is not None:
-            entropy[:, cols] = ent * mask
+            entropy[:, cols] = ent.detach()
 
     def forward(ids, real, pieces=None, versions=None):
         hidden = pte.forward(ids, real, cache, state, evict=False, pieces=pieces)

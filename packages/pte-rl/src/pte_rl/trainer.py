@@ -261,11 +261,12 @@ class Trainer:
         rows = torch.tensor(idx, device=self.device)
         lp, entropy = replay_logprobs(self.pte, [batch.completions[i] for i in idx], c.temperature,
                                       max_chunk=c.replay_chunk, on_chunk=partial(batch.chunk_loss, rows, c, first),
-                                      pad_id=self.tokenizer.pad_token_id or 0, with_entropy=first,
+                                      pad_id=self.tokenizer.pad_token_id or 0,
+                                      with_entropy=first or c.entropy_coef > 0,
                                       graph=c.replay_graph)
         if first:  # pi_old of the later iterations
             batch.old_lp[rows, : lp.shape[1]] = lp
-        if entropy is not None:
+        if entropy is not None and first:
             batch.stats.entropy += float(entropy.sum())
 
     def _reduce_and_clip(self) -> torch.Tensor:
