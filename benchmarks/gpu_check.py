@@ -6,8 +6,9 @@ What it runs, each part under its own time limit so that the whole stays inside 
 
 1. the tests marked for CUDA (tests/test_cuda.py: bounded decode + replay on the GPU reproduce
    the sampling log-probs; `pte train` runs a step there);
-2. decode tokens/s, bounded cache and full-cache loop, batch 32, 1024 new tokens, bf16
-   (benchmarks/decode_throughput.py); there is no compiled decode step yet, so no compiled figure;
+2. decode tokens/s, bounded cache eager, bounded cache with the compiled step (CUDA graphs,
+   ``PTEModel.compile_decode(mode="reduce-overhead")``; compile time reported apart) and the
+   full-cache loop, batch 32, 1024 new tokens, bf16 (benchmarks/decode_throughput.py);
 3. one PTE step (lru-prompt-keep window 256 + progressive) and one full-cache LoRA step at
    4 prompts x 8 completions x 1024 tokens on the default model, and on --model if given
    (benchmarks/train_step.py: s/step, CUDA max allocated / reserved, RSS);
@@ -71,7 +72,7 @@ def main() -> None:
     parts = [
         ("cuda_tests", [py, "-m", "pytest", "-q", "-m", "cuda", "tests/test_cuda.py"], 0.20),
         ("decode", [py, f"{HERE}/decode_throughput.py", "--batch", "32", "--tokens", "1024", "--dtype", "bfloat16",
-                    "--loops", "pte-lru", "pte-full"], 0.15),
+                    "--loops", "pte-lru", "compiled-lru", "pte-full"], 0.20),
         ("train_step_default_model", [py, f"{HERE}/train_step.py", "--tokens", "1024", "--prompts", "4",
                                       "--group", "8", "--window", "256", "--dtype", "bfloat16"], 0.25),
     ]

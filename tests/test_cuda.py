@@ -43,6 +43,41 @@ def test_bounded_decode_and_replay_on_the_gpu_reproduce_sampling(tiny_model_dir)
     assert grads and all(g.is_cuda and torch.isfinite(g).all() for g in grads)
 
 
+def test_compiled_decode_with_cuda_graphs_decodes_as_eager(tiny_model_dir):
+    """The compiled step under mode="reduce-overhead" (CUDA graphs) across eviction events: one
+    graph, the same tokens, schedules and log-probs as eager decoding on the GPU."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    from transformers import AutoModelForCausalLM
+
+    from pte_cache import LRUPromptKeep, PolicyConfig
+    from pte_rl import PTEModel, SamplingConfig, sample
+    from pte_thought import ProgressiveEncoder, ThoughtConfig
+
+    prompts = [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18]]
+    outs = []
+    torch._dynamo.reset()
+    counters.clear()
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).cuda().eval()
+        pte = PTEModel(model, ProgressiveEncoder(ThoughtConfig(global_tokens=8, rank=4)))
+        with torch.no_grad():
+            for p in pte.lora.parameters():
+                p.normal_(0, 0.2)
+        if compiled:
+            pte.compile_decode(mode="reduce-overhead")
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            outs.append(sample(pte, prompts, LRUPromptKeep(PolicyConfig(cache_window=24)),
+                               SamplingConfig(max_new_tokens=40, min_new_tokens=40, temperature=1.0), eos_ids=[],
+                               generator=torch.Generator(device="cuda").manual_seed(0)))
+    assert counters["stats"]["unique_graphs"] == 1
+    assert min(c.num_evictions for c in outs[0]) >= 2
+    for a, b in zip(*outs):
+        assert a.token_ids == b.token_ids and a.schedule == b.schedule
+        assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs)) < 1e-4
+
+
 def test_pte_train_runs_a_step_on_the_gpu(tiny_model_dir, tmp_path):
     out, rows = tmp_path / "run", tmp_path / "rows.jsonl"
     rows.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n" for i in range(4)))
