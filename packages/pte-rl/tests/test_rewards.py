@@ -268,3 +268,36 @@ def test_time_bound_holds_off_the_main_thread():
     assert results["sleep"][0] is TIMEOUT and results["sleep"][1] is None
     assert results["math"][0].value == 1.0
     assert time.perf_counter() - start < 5
+
+
+def test_math_verify_reward_has_the_peers_semantics():
+    """``--reward math-verify`` scores with Math-Verify (where it and ``math`` disagree, it follows
+    Math-Verify), inline and in worker processes alike."""
+    pytest.importorskip("math_verify")
+    from pte_rl.rewards.mathverify import MathVerifyConfig, MathVerifyReward
+
+    texts = ["so it is $\\boxed{0.5}$", "$\\boxed{-2 \\le x \\le 7}$", "\\boxed{11a+c}", "no number here", "\\boxed{3}"]
+    golds = ["\\frac{1}{2}", "[-2,7]", "7 = 11a+c", "4", "4"]
+    inline = MathVerifyReward(MathVerifyConfig(workers=0)).score(texts, golds)
+    assert [r.value for r in inline] == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert inline[3].reason == "no_answer" and not any(r.failed for r in inline)
+    # the built-in reward reads the interval and the inequality as one set: a real difference
+    assert [r.value for r in MathReward(MathConfig(workers=0)).score(texts[:2], golds[:2])] == [1.0, 1.0]
+    pooled = MathVerifyReward(MathVerifyConfig(workers=2, timeout=20.0))
+    try:
+        assert pooled.score(texts, golds) == inline
+    finally:
+        pooled.close()
+
+
+def test_math_verify_reward_without_the_package_is_refused_with_the_install_command(monkeypatch):
+    import importlib.util
+
+    from pydantic import ValidationError
+
+    from pte_rl.rewards.mathverify import MathVerifyConfig
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "math_verify" else real(name, *a))
+    with pytest.raises(ValidationError, match="pip install math-verify"):
+        MathVerifyConfig()

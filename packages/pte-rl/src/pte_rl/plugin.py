@@ -4,6 +4,7 @@ from .backends import HFBackend, HFConfig
 from .hookspecs import hookimpl
 from .rewards.length import OverlongConfig, OverlongReward
 from .rewards.math import ExactConfig, ExactReward, FormatReward, MathConfig, MathReward
+from .rewards.mathverify import MathVerifyConfig, MathVerifyReward
 
 
 @hookimpl
@@ -14,6 +15,8 @@ def pte_register_rewards(register):
              help="1 if the final answer equals the reference after string normalisation.")
     register("format", FormatReward, config=ExactConfig,
              help="1 if the completion ends with a well-formed \\boxed{...} answer.")
+    register("math-verify", MathVerifyReward, config=MathVerifyConfig,
+             help="Hugging Face Math-Verify's extraction and equivalence (optional: pip install math-verify).")
     register("overlong", OverlongReward, config=OverlongConfig,
              help="DAPO's soft overlong penalty: 0, ramping to -1 over the last `buffer` tokens before max_length.")
 

@@ -55,6 +55,9 @@ def _result(raw) -> RewardResult:
 
 class MathReward:
     name = "math"
+    # the scoring function, and its import path for the worker processes (a subclass swaps both)
+    score_item = staticmethod(score_item)
+    score_path = "pte_rl.rewards.math:score_item"
 
     def __init__(self, config: MathConfig | None = None):
         self.config = config or MathConfig()
@@ -66,13 +69,12 @@ class MathReward:
             out = []
             for item in items:
                 try:
-                    out.append(_result(score_item(*item)))
+                    out.append(_result(self.score_item(*item)))
                 except Exception as err:  # never raise
                     out.append(RewardResult(0.0, f"error: {type(err).__name__}", failed=True))
             return out
         if self._pool is None:
-            self._pool = BoundedPool("pte_rl.rewards.math:score_item", self.config.workers,
-                                     self.config.timeout)
+            self._pool = BoundedPool(self.score_path, self.config.workers, self.config.timeout)
         return [_result(r) for r in self._pool.map(items)]
 
     def close(self) -> None:
