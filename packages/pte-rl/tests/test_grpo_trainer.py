@@ -224,6 +224,19 @@ def test_entropy_bonus_enters_the_gradient_linearly(tmp_path):
     assert entropy[0.0] == entropy[0.05] == entropy[0.1]
 
 
+def test_compile_decodes_rollouts_with_the_compiled_step_and_trains_as_eager(tmp_path):
+    """--compile: rollouts run the compiled decode step (static cache); the same rollouts as eager,
+    so the same rewards and the same update (fp32 round-off)."""
+    eager = make_trainer(tmp_path / "eager")
+    compiled = make_trainer(tmp_path / "compiled", compile=True)
+    assert eager.pte.decode_step is None and compiled.pte.decode_step is not None
+    m_eager, m_compiled = eager.step(0), compiled.step(0)
+    assert m_compiled["reward"] == m_eager["reward"]
+    assert m_compiled["evictions_per_completion"] == m_eager["evictions_per_completion"] > 0
+    for a, b in zip(eager.params, compiled.params):
+        assert (a - b).abs().max() <= 1e-5 * max(a.abs().max(), 1e-3)
+
+
 def test_pi_old_is_the_first_replay_not_the_sampler(tmp_path):
     """Sampler log-probs that drift from replay (bf16, other kernels) change nothing but the metric."""
     plain = make_trainer(tmp_path / "a", num_iterations=2)

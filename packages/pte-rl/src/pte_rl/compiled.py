@@ -50,6 +50,7 @@ class CompiledDecode:
                              "with sdpa attention, PTE_LEAN not 0)")
         self.pte = pte
         self.kv_heads = pte.lean.kv_heads
+        self.cuda_graphs = mode in ("reduce-overhead", "max-autotune")
         self._step = torch.compile(self._forward, fullgraph=True, mode=mode, **options)
 
     def _forward(self, ids, mask, positions, slots, keys, values, states):
@@ -64,6 +65,13 @@ class CompiledDecode:
         mask, positions = cache.step(real, self.pte.dtype, dense=True)
         slots = cache.write_slots(self.kv_heads)
         states = None if state is None else list(state.layers)
+        for buf in cache.keys + cache.values:
+            # written in place by the step: a static address, or CUDA graphs are skipped for
+            # "mutated inputs"; guard=False so the next rollout's buffers are not a recompile
+            # (CUDA graphs record once more for new addresses)
+            torch._dynamo.mark_static_address(buf, guard=False)
+        if self.cuda_graphs:  # the previous step's outputs were consumed: their memory may be reused
+            torch.compiler.cudagraph_mark_step_begin()
         hidden = self._step(token_ids, mask, positions, slots, cache.keys, cache.values, states)
         cache.commit()
         return hidden

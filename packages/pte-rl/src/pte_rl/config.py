@@ -64,8 +64,9 @@ class TrainConfig(BaseModel):
     resume: bool = Field(False, description="Continue from the latest complete checkpoint in --output-dir "
                          "(rank 0's, for every rank).")
     profile_steps: int = Field(0, ge=0, description="Write a torch profiler trace of the first N steps to OUTPUT_DIR/profile.")
-    compile: bool = Field(False, description="torch.compile the decoder blocks the bounded cache does not touch "
-                          "(MLP, norms). Pays off on CUDA; measured slower on a 2-core CPU.")
+    compile: bool = Field(False, description="Decode rollouts with one compiled step (a static cache; CUDA "
+                          "graphs on a GPU), or, for models outside the lean forward's Llama family, compile "
+                          "the blocks the cache does not touch (MLP, norms).")
     tensorboard: bool = Field(True, description="Also log to TensorBoard (metrics.jsonl is always written).")
 
 

@@ -83,7 +83,10 @@ class Trainer:
         self.device = self.pte.device
         self.params = self.pte.trainable_parameters()
         if config.compile:
-            self.pte.compile()
+            if self.pte.lean is not None:  # one compiled decode step; CUDA graphs on a GPU
+                self.pte.compile_decode(mode="reduce-overhead" if self.device.type == "cuda" else None)
+            else:  # not the lean forward's architecture: the blocks the cache does not touch
+                self.pte.compile()
         self.dist.broadcast_parameters(self.params)
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate,
