@@ -15,11 +15,11 @@ pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")]
 
 
-def test_bounded_decode_and_replay_on_the_gpu_reproduce_sampling(tiny_model_dir):
+def gpu_pte(tiny_model_dir):
+    """The tiny model on the GPU with a progressive encoder and a LoRA that changes the logits."""
     from transformers import AutoModelForCausalLM
 
-    from pte_cache import LRUPromptKeep, PolicyConfig
-    from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
+    from pte_rl import PTEModel
     from pte_thought import ProgressiveEncoder, ThoughtConfig
 
     torch.manual_seed(0)
@@ -28,6 +28,14 @@ def test_bounded_decode_and_replay_on_the_gpu_reproduce_sampling(tiny_model_dir)
     with torch.no_grad():
         for p in pte.lora.parameters():
             p.normal_(0, 0.2)
+    return pte
+
+
+def test_bounded_decode_and_replay_on_the_gpu_reproduce_sampling(tiny_model_dir):
+    from pte_cache import LRUPromptKeep, PolicyConfig
+    from pte_rl import SamplingConfig, replay_logprobs, sample
+
+    pte = gpu_pte(tiny_model_dir)
     prompts = [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18]]
     out = sample(pte, prompts, LRUPromptKeep(PolicyConfig(cache_window=24)),
                  SamplingConfig(max_new_tokens=40, min_new_tokens=40, temperature=1.0), eos_ids=[],
@@ -48,23 +56,16 @@ def test_compiled_decode_with_cuda_graphs_decodes_as_eager(tiny_model_dir):
     graph, the same tokens, schedules and log-probs as eager decoding on the GPU."""
     import torch._dynamo
     from torch._dynamo.utils import counters
-    from transformers import AutoModelForCausalLM
 
     from pte_cache import LRUPromptKeep, PolicyConfig
-    from pte_rl import PTEModel, SamplingConfig, sample
-    from pte_thought import ProgressiveEncoder, ThoughtConfig
+    from pte_rl import SamplingConfig, sample
 
     prompts = [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18]]
     outs = []
     torch._dynamo.reset()
     counters.clear()
     for compiled in (False, True):
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).cuda().eval()
-        pte = PTEModel(model, ProgressiveEncoder(ThoughtConfig(global_tokens=8, rank=4)))
-        with torch.no_grad():
-            for p in pte.lora.parameters():
-                p.normal_(0, 0.2)
+        pte = gpu_pte(tiny_model_dir)
         if compiled:
             pte.compile_decode(mode="reduce-overhead")
         with torch._dynamo.config.patch(error_on_recompile=True):

@@ -163,15 +163,19 @@ def test_pool_kills_a_hung_item_and_continues():
         pool.close()
 
 
+def pooled_scores(reward, texts, golds):
+    """``reward``'s scores from its worker processes (closed afterwards)."""
+    try:
+        return reward.score(texts, golds)
+    finally:
+        reward.close()
+
+
 def test_pool_reward_in_worker_processes_matches_inline():
     texts = [boxed(p) for _, p in EQUAL[:30] + NOT_EQUAL[:30]] + PATHOLOGICAL[:3]
     golds = [g for g, _ in EQUAL[:30] + NOT_EQUAL[:30]] + ["1"] * 3
     inline = MathReward(MathConfig(workers=0)).score(texts, golds)
-    pooled = MathReward(MathConfig(workers=2, timeout=2.0))
-    try:
-        assert pooled.score(texts, golds) == inline
-    finally:
-        pooled.close()
+    assert pooled_scores(MathReward(MathConfig(workers=2, timeout=2.0)), texts, golds) == inline
 
 
 def test_no_code_execution(tmp_path):
@@ -283,11 +287,7 @@ def test_math_verify_reward_has_the_peers_semantics():
     assert inline[3].reason == "no_answer" and not any(r.failed for r in inline)
     # the built-in reward reads the interval and the inequality as one set: a real difference
     assert [r.value for r in MathReward(MathConfig(workers=0)).score(texts[:2], golds[:2])] == [1.0, 1.0]
-    pooled = MathVerifyReward(MathVerifyConfig(workers=2, timeout=20.0))
-    try:
-        assert pooled.score(texts, golds) == inline
-    finally:
-        pooled.close()
+    assert pooled_scores(MathVerifyReward(MathVerifyConfig(workers=2, timeout=20.0)), texts, golds) == inline
 
 
 def test_math_verify_reward_without_the_package_is_refused_with_the_install_command(monkeypatch):
