@@ -105,7 +105,6 @@ def main() -> None:
 
     import torch
 
-    from pte_cache import LRUPromptKeep, PolicyConfig
     from pte_cli.build import adapter_encoder, choice_of, load_model
     from pte_cli.train import load_data
     from pte_lora import read_manifest
@@ -127,7 +126,8 @@ def main() -> None:
     options = dict(manifest.eviction_options)
     if args.cache_window is not None:
         options.update(cache_window=args.cache_window, dynamic_window=False)
-    policy_config = PolicyConfig(**{k: v for k, v in options.items() if k in PolicyConfig.model_fields})
+    # the policy the adapter was trained under (lru-prompt-keep, streaming-llm, a plugin's), by name
+    eviction = choice_of("eviction", PluginChoice(name=manifest.eviction or "lru-prompt-keep", options=options))
     max_new = args.max_new_tokens or TrainConfig().max_new_tokens
 
     backend = choice_of("backend", PluginChoice(name="hf", options={"model": manifest.base_model}))
@@ -144,7 +144,7 @@ def main() -> None:
         pte.new_state = lambda batch, replay=False, cls=cls: cls(pte.encoder, pte.num_layers, batch, replay=replay)
         done = []
         for s in range(0, len(prompts), args.batch_size):
-            done += sample(pte, prompts[s : s + args.batch_size], LRUPromptKeep(policy_config), greedy, eos,
+            done += sample(pte, prompts[s : s + args.batch_size], eviction.build(), greedy, eos,
                            pad_id=tok.pad_token_id or 0)
         texts = [tok.decode(c.token_ids, skip_special_tokens=True) for c in done]
         correct[mode] = [float(score_item(t, p.answer)[0] >= 1.0) for t, p in zip(texts, problems)]
@@ -176,7 +176,7 @@ def main() -> None:
         del results[mode]["_loglik"]
     events = [len(p) for c in trained_completions for _, p in c.schedule]
     print(json.dumps({
-        "machine": machine(), "adapter": args.adapter, "cache": policy_config.model_dump(),
+        "machine": machine(), "adapter": args.adapter, "eviction": eviction.name, "cache": eviction.options(),
         "max_new_tokens": max_new, "evicted_tokens_per_event": sum(events) / max(len(events), 1),
         "modes": results,
     }))

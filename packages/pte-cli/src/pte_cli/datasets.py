@@ -82,3 +82,43 @@ def data_arithmetic(n, seed, max_operand, max_terms, operators):
         raise click.BadParameter(f"{operators!r}: use one or more of + - *", param_hint="--operators")
     for row in arithmetic(n, seed, max_operand, max_terms, operators):
         click.echo(json.dumps(row))
+
+
+RECALL_FILLER = ("Now I will talk about something else for a while. "
+                 "The weather is mild today and the river runs slowly past the old mill near the town.")
+
+
+def recall(n: int, seed: int = 0, digits: int = 4, filler: int = 1) -> list[dict]:
+    """'Remember this number: 6639. <filler> What was the number?' with a random ``digits``-digit
+    number: a task whose answer is in evicted tokens once the cache drops the start of the prompt
+    (``--eviction streaming-llm`` with a budget shorter than the prompt). The untrained default
+    model answers it every time with the full cache and never once the number is evicted."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        code = "".join(str(rng.randint(0, 9)) for _ in range(digits))
+        text = " ".join([RECALL_FILLER] * filler)
+        rows.append({
+            "id": f"recall-{seed}-{i}",
+            "prompt": f"Remember this number: {code}. {text} What was the number? Answer with the number only.",
+            "answer": code,
+            "source": "recall",
+        })
+    return rows
+
+
+@data.command("recall")
+@click.option("--n", type=click.IntRange(1), default=256, show_default=True, help="Number of rows.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--digits", type=click.IntRange(1, 12), default=4, show_default=True, help="Digits of the number to recall.")
+@click.option("--filler", type=click.IntRange(0, 50), default=1, show_default=True,
+              help="Copies of the filler sentence (about 30 tokens each) between the number and the question.")
+def data_recall(n, seed, digits, filler):
+    """Recall a number from the start of the prompt, JSONL to stdout.
+
+    Under a cache that evicts prompt tokens (streaming-llm) the number leaves before the answer,
+    so only the thought state can bring it back. Score with partial credit per digit:
+    --reward examples/recall_reward.py:digits (whole number right = 1).
+    """
+    for row in recall(n, seed, digits, filler):
+        click.echo(json.dumps(row))

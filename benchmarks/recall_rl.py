@@ -1,0 +1,92 @@
+"""GRPO on a task whose answer is evicted: does the thought state beat Global-Only and LoRA_c?
+
+    python benchmarks/recall_rl.py [--methods PTE Global-Only LoRA_c] [--steps 40] [--seeds 0]
+
+The data is ``pte data recall`` ("Remember this number: 6639. <filler> What was the number?"),
+the cache ``streaming-llm`` with a budget shorter than the prompt (``--cache-window``, 4 sink
+tokens), so the number leaves the cache at the first decode step, before any answer token. The
+reward is ``examples/recall_reward.py:digits`` (share of the number's digits right; the whole
+number is what ``accuracy`` counts). Each method is trained with ``pte train`` on the same data
+and seed, then scored on 128 held-out numbers, greedy, under the training cache and the full
+cache (the trainer's own held-out eval). For PTE, ``benchmarks/state_probe.py`` then scores the
+trained adapter with its eviction updates off and with another row's evicted K/V.
+
+Note what the other methods can still use: the prompt tokens left in the window were computed at
+prefill while the number was visible, so their keys and values carry some of it (a relay that
+needs no thought state). Global-Only and LoRA_c measure how far that goes; PTE minus Global-Only
+is what the state adds. Prints one JSON line per run and a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+METHODS = {"PTE": "progressive", "Global-Only": "global-only", "LoRA_c": "none"}
+
+
+def pte(*args: str, out: str | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "pte_cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if done.returncode != 0:
+        sys.exit(f"pte {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(done.stdout)
+    return done.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--cache-window", type=int, default=40)
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--output-dir", default="runs/recall-rl")
+    args = ap.parse_args()
+
+    os.makedirs(args.output_dir, exist_ok=True)
+    train, heldout = (os.path.join(args.output_dir, f) for f in ("train.jsonl", "heldout.jsonl"))
+    pte("data", "recall", "--n", "2000", "--seed", "0", out=train)
+    pte("data", "recall", "--n", "128", "--seed", "99", out=heldout)
+    summary = {"machine": machine(), "args": vars(args), "runs": []}
+    for seed in args.seeds:
+        for method in args.methods:
+            out = os.path.join(args.output_dir, f"{method}-s{seed}")
+            pte("train", "--data", train, "--eval-data", heldout, "--eviction", "streaming-llm",
+                "--cache-window", str(args.cache_window), "--sink-tokens", "4",
+                "--reward", "examples/recall_reward.py:digits", "--max-new-tokens", "8",
+                "--encoder", METHODS[method], "--max-steps", str(args.steps), "--prompts-per-step", "4",
+                "--group-size", "8", "--learning-rate", str(args.learning_rate), "--seed", str(seed),
+                "--output-dir", out, "--no-tensorboard")
+            rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"), encoding="utf-8")]
+            evals = [r for r in rows if "eval/reward" in r]
+            run = {"method": method, "seed": seed,
+                   "heldout_digit_accuracy": [evals[0]["eval/reward"], evals[-1]["eval/reward"]],
+                   "heldout_exact": [evals[0]["eval/accuracy"], evals[-1]["eval/accuracy"]],
+                   "heldout_digit_accuracy_full_cache": [evals[0].get("eval_full/reward"), evals[-1].get("eval_full/reward")],
+                   "evictions_per_completion": rows[-1].get("eval/evictions_per_completion"),
+                   "train_reward_last5": sum(r["reward"] for r in rows if "reward" in r and r["step"] > args.steps - 5) / 5}
+            if method == "PTE":
+                adapter = os.path.join(out, "checkpoints", f"step-{args.steps:06d}", "adapter")
+                probe = subprocess.run([sys.executable, os.path.join(HERE, "state_probe.py"), "--adapter", adapter,
+                                        "--dataset", heldout, "--max-new-tokens", "8"],
+                                       capture_output=True, text=True, cwd=ROOT)
+                run["state_probe"] = json.loads(probe.stdout.strip().splitlines()[-1])["modes"] if probe.returncode == 0 \
+                    else {"error": probe.stderr[-1000:]}
+            summary["runs"].append(run)
+            print(json.dumps(run), flush=True)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
