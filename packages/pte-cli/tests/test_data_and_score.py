@@ -6,9 +6,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pte_cli.cli import cli
-from pte_cli.datasets import arithmetic
+from pte_cli.datasets import arithmetic, recall
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "arithmetic.jsonl"
+RECALL_REWARD = Path(__file__).resolve().parents[3] / "examples" / "recall_reward.py"
 
 
 def test_arithmetic_answers_are_correct_and_shipped_file_matches():
@@ -159,3 +160,24 @@ def test_reward_function_spec_errors_are_usage_errors(tmp_path):
     assert res.exit_code == 2 and "weight 'x' is not a number" in res.output
     res, rows = _score(tmp_path, "math:0.5")  # a registry name with a weight is not a function
     assert res.exit_code == 0 and rows[0]["reward"] == 0.5
+
+
+def test_recall_data_and_its_partial_credit_reward(tmp_path):
+    """`pte data recall`: the number is the answer, written once at the start; the same seed gives
+    the same rows; the example reward gives each right digit (in place) 1/len."""
+    rows = recall(50, seed=4, digits=5, filler=2)
+    assert rows == recall(50, seed=4, digits=5, filler=2) and rows != recall(50, seed=5, digits=5, filler=2)
+    for r in rows:
+        assert len(r["answer"]) == 5 and r["answer"].isdigit()
+        assert r["prompt"].startswith(f"Remember this number: {r['answer']}. ")
+        assert r["prompt"].count(r["answer"]) == 1 and r["prompt"].endswith("Answer with the number only.")
+    res = CliRunner().invoke(cli, ["data", "recall", "--n", "3", "--seed", "4", "--digits", "5", "--filler", "2"])
+    assert res.exit_code == 0 and [json.loads(line) for line in res.output.splitlines()] == rows[:3]
+
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps({"completion": c, "answer": "6639"}) + "\n" for c in
+                           ["6639", "The number is 6631.", "9366", "no digits", "66"]))
+    out = tmp_path / "scored.jsonl"
+    res = CliRunner().invoke(cli, ["score", "--input", str(src), "--output", str(out), "--reward", f"{RECALL_REWARD}:digits"])
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["reward"] for line in out.read_text().splitlines()] == [1.0, 0.75, 0.0, 0.0, 0.5]
