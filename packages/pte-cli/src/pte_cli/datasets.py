@@ -94,10 +94,10 @@ def recall(n: int, seed: int = 0, digits: int = 4, filler: int = 1) -> list[dict
     (``--eviction streaming-llm`` with a budget shorter than the prompt). The untrained default
     model answers it every time with the full cache and never once the number is evicted."""
     rng = random.Random(seed)
+    text = " ".join([RECALL_FILLER] * filler)
     rows = []
     for i in range(n):
         code = "".join(str(rng.randint(0, 9)) for _ in range(digits))
-        text = " ".join([RECALL_FILLER] * filler)
         rows.append({
             "id": f"recall-{seed}-{i}",
             "prompt": f"Remember this number: {code}. {text} What was the number? Answer with the number only.",

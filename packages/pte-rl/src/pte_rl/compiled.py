@@ -23,6 +23,8 @@ length is a new shape: dynamo recompiles once, then marks the dimension dynamic.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 
@@ -51,6 +53,9 @@ class CompiledDecode:
         self.pte = pte
         self.kv_heads = pte.lean.kv_heads
         self.cuda_graphs = mode in ("reduce-overhead", "max-autotune")
+        # the cache whose buffers are marked static (they never move); weak, so a finished
+        # rollout's cache is freed
+        self._marked = lambda: None
         self._step = torch.compile(self._forward, fullgraph=True, mode=mode, **options)
 
     def _forward(self, ids, mask, positions, slots, keys, values, states):
@@ -65,11 +70,13 @@ class CompiledDecode:
         mask, positions = cache.step(real, self.pte.dtype, dense=True)
         slots = cache.write_slots(self.kv_heads)
         states = None if state is None else list(state.layers)
-        for buf in cache.keys + cache.values:
-            # written in place by the step: a static address, or CUDA graphs are skipped for
-            # "mutated inputs"; guard=False so the next rollout's buffers are not a recompile
-            # (CUDA graphs record once more for new addresses)
-            torch._dynamo.mark_static_address(buf, guard=False)
+        if self._marked() is not cache:  # once per rollout: a static cache's buffers never move
+            for buf in cache.keys + cache.values:
+                # written in place by the step: a static address, or CUDA graphs are skipped for
+                # "mutated inputs"; guard=False so the next rollout's buffers are not a recompile
+                # (CUDA graphs record once more for new addresses)
+                torch._dynamo.mark_static_address(buf, guard=False)
+            self._marked = weakref.ref(cache)
         if self.cuda_graphs:  # the previous step's outputs were consumed: their memory may be reused
             torch.compiler.cudagraph_mark_step_begin()
         hidden = self._step(token_ids, mask, positions, slots, cache.keys, cache.values, states)

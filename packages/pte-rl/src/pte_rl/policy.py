@@ -176,15 +176,13 @@ class _HeadLogprobs(torch.autograd.Function):
             return None, None, None, None, None, None
         logp = F.linear(hidden, weight, bias).float()
         logp.div_(ctx.temperature).sub_(lse[:, None])  # log-softmax
-        p = logp.exp()
         # d/dz of g * logp[target] + gH * H: g * onehot - p * (g + gH * (logp + H))
         g = grad.float() if grad is not None else torch.zeros_like(lse)
-        if grad_entropy is not None:
-            gh = grad_entropy.float()
-            coef = logp.add_(entropy[:, None]).mul_(gh[:, None]).add_(g[:, None])
+        if grad_entropy is None:  # the usual case: one [tokens x vocab] tensor, as before the bonus
+            p = logp.exp_().mul_(-g[:, None])
         else:
-            coef = g[:, None]
-        p.mul_(coef).neg_()
+            p = logp.exp()
+            p.mul_(logp.add_(entropy[:, None]).mul_(grad_entropy.float()[:, None]).add_(g[:, None])).neg_()
         if grad is not None:
             p.scatter_add_(1, targets[:, None], g[:, None])
         p.div_(ctx.temperature)

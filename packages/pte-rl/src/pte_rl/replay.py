@@ -269,10 +269,10 @@ def replay_logprobs(
     Runs in whatever grad mode is active. ``on_chunk(logprobs, mask, cols)`` receives each
     piece's ``[B, n]`` log-probs for token columns ``cols`` as soon as they exist (the prompt
     prefill predicts column 0; inputs ``[s, e)`` predict columns ``[s+1, e+1)``) and may return a
-    scalar loss, which replay backpropagates as ``graph`` says; ``with_entropy`` also passes the
-    chunk's token entropies, with grad, as ``entropy=`` (an entropy bonus) (returning None and calling
-    ``backward`` itself only works with ``graph="chunk"``). Without grad the mode does not matter
-    (every mode gives the same log-probs). The returned tensors are detached.
+    scalar loss, which replay backpropagates as ``graph`` says (returning None and calling
+    ``backward`` itself only works with ``graph="chunk"``); ``with_entropy`` also passes the
+    chunk's token entropies, with grad, as ``entropy=`` (for an entropy bonus). Without grad the
+    mode does not matter (every mode gives the same log-probs). The returned tensors are detached.
     Returns ``(logprobs, entropy or None)``.
     """
     if graph not in GRAPHS:
