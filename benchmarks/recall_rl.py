@@ -51,13 +51,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--cache-window", type=int, default=40)
     ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--filler", type=int, default=1,
+                    help="Filler sentences between the number and the question (pte data recall --filler): "
+                    "more puts the window's prompt tokens further from the number, a weaker prefill relay.")
+    ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--output-dir", default="runs/recall-rl")
     args = ap.parse_args()
 
     os.makedirs(args.output_dir, exist_ok=True)
     train, heldout = (os.path.join(args.output_dir, f) for f in ("train.jsonl", "heldout.jsonl"))
-    pte("data", "recall", "--n", "2000", "--seed", "0", out=train)
-    pte("data", "recall", "--n", "128", "--seed", "99", out=heldout)
+    filler = ("--filler", str(args.filler))
+    pte("data", "recall", "--n", "2000", "--seed", "0", *filler, out=train)
+    pte("data", "recall", "--n", "128", "--seed", "99", *filler, out=heldout)
     summary = {"machine": machine(), "args": vars(args), "runs": []}
     for seed in args.seeds:
         for method in args.methods:
@@ -66,7 +71,7 @@ def main() -> None:
                 "--cache-window", str(args.cache_window), "--sink-tokens", "4",
                 "--reward", "examples/recall_reward.py:digits", "--max-new-tokens", "8",
                 "--encoder", METHODS[method], "--max-steps", str(args.steps), "--prompts-per-step", "4",
-                "--group-size", "8", "--learning-rate", str(args.learning_rate), "--seed", str(seed),
+                "--group-size", str(args.group_size), "--learning-rate", str(args.learning_rate), "--seed", str(seed),
                 "--output-dir", out, "--no-tensorboard")
             rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"), encoding="utf-8")]
             evals = [r for r in rows if "eval/reward" in r]
@@ -79,7 +84,8 @@ def main() -> None:
             if method == "PTE":
                 adapter = os.path.join(out, "checkpoints", f"step-{args.steps:06d}", "adapter")
                 probe = subprocess.run([sys.executable, os.path.join(HERE, "state_probe.py"), "--adapter", adapter,
-                                        "--dataset", heldout, "--max-new-tokens", "8"],
+                                        "--dataset", heldout, "--max-new-tokens", "8",
+                                        "--cache-window", str(args.cache_window)],
                                        capture_output=True, text=True, cwd=ROOT)
                 run["state_probe"] = json.loads(probe.stdout.strip().splitlines()[-1])["modes"] if probe.returncode == 0 \
                     else {"error": probe.stderr[-1000:]}

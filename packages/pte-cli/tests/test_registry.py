@@ -139,7 +139,7 @@ def test_train_dry_run_resolves_defaults():
 
     res = CliRunner().invoke(cli, ["train", "--dry-run"])
     assert res.exit_code == 0, res.output
-    cfg = json.loads(res.output)
+    cfg = json.loads(res.stdout)
     assert cfg["eviction"]["name"] == "lru-prompt-keep" and cfg["eviction"]["options"]["dynamic_window"] is True
     assert cfg["encoder"]["name"] == "progressive"
     assert [(r["name"], r["weight"]) for r in cfg["rewards"]] == [("math", 1.0)]
@@ -149,6 +149,6 @@ def test_train_dry_run_resolves_defaults():
     assert cfg["train"] == TrainConfig().model_dump()  # the CLI's defaults are the trainer's defaults
     res = CliRunner().invoke(cli, ["train", "--dry-run", "--cache-window", "96", "--reward", "math",
                                    "--reward", "format:0.1"])
-    cfg = json.loads(res.output)
+    cfg = json.loads(res.stdout)
     assert cfg["eviction"]["options"] == {"cache_window": 96, "evict_ratio": 0.25, "dynamic_window": False}
     assert (cfg["rewards"][1]["name"], cfg["rewards"][1]["weight"]) == ("format", 0.1)

@@ -1,7 +1,9 @@
 """`pte train --config FILE`: file options, command-line precedence, misspelled keys (no model loads)."""
 
 import json
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pte_cli.cli import cli
@@ -120,3 +122,26 @@ def test_launch_options_go_to_torchrun_and_multi_node_needs_a_rendezvous():
                            "--node-rank 2 is not below --nnodes 2")):
         res = CliRunner().invoke(cli, ["train", "--dry-run", *args])
         assert res.exit_code == 2 and message in res.output, res.output
+
+
+def test_dry_run_prints_a_memory_estimate_for_the_paper_recipe():
+    root = Path(__file__).resolve().parents[3]
+    res, cfg = _dry_run("--config", str(root / "examples/paper-gpu.yaml"),
+                        "--model", str(root / "examples/qwen2.5-3b-config"))
+    assert res.exit_code == 0, res.output
+    est = cfg["memory_estimate"]
+    assert est["base_parameters"] == 3_085_938_688  # Qwen2.5-3B, read from config.json alone
+    assert est["assumed"]["base_dtype_bytes"] == 2  # auto: bf16, as on a GPU
+    assert 0 < est["peak_gib"] < 40  # the example's sub-batches are sized for a 40 GB GPU
+    assert f"estimated peak memory per rank {est['peak_gib']} GiB" in res.stderr
+    # halving the replay rows halves the replay phase
+    _, half = _dry_run("--config", str(root / "examples/paper-gpu.yaml"),
+                       "--model", str(root / "examples/qwen2.5-3b-config"), "--replay-sub-batch-size", "2")
+    assert half["memory_estimate"]["replay"] == pytest.approx(est["replay"] / 2, abs=0.02)
+
+
+def test_dry_run_says_why_there_is_no_estimate(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mystery"}))
+    res, cfg = _dry_run("--model", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert "not a Llama-family decoder" in cfg["memory_estimate"]["unavailable"]

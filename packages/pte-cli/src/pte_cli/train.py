@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from pte_rl.backends import DEFAULT_MODEL
 from pte_rl.config import DataConfig, PluginChoice, RewardChoice, RunConfig
 
 from .build import choice_of, load_model, require_fits, template_sha256
@@ -106,7 +107,8 @@ DEFAULT_EVAL = "128 built-in arithmetic problems from another seed, none of them
 @click.option("--node-rank", type=click.IntRange(0), default=0, show_default=True, help="This node's rank (0..nnodes-1).")
 @click.option("--rdzv-endpoint", default=None, metavar="HOST:PORT",
               help="Where the nodes meet (torchrun's c10d rendezvous, usually node 0); needed with --nnodes > 1.")
-@click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved run config, load nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate everything, print the resolved run config and a per-rank "
+              "memory estimate (from the model's config; no weights loaded).")
 def train(**kw):
     """Train the adapter with cache-aware GRPO (the main job).
 
@@ -208,6 +210,37 @@ def load_data(data: DataConfig):
     return problems, held_out
 
 
+def memory_estimate(run: RunConfig, problems) -> dict:
+    """The run's per-rank memory estimate (pte_rl.estimate), or why there is none. Prompt length:
+    the longest prompt's characters / 3 plus 40 tokens of chat template (no tokenizer is loaded)."""
+    from pte_rl.estimate import estimate_memory, model_shape
+
+    try:
+        shape = model_shape(run.backend.options.get("model", DEFAULT_MODEL))
+    except (ValueError, OSError, KeyError) as err:
+        return {"unavailable": str(err)}
+    t, ev = run.train, run.eviction.options
+    prompt = max((len(p.prompt) for p in problems), default=0) // 3 + 40
+    full = prompt + t.max_new_tokens
+    if run.eviction.name == "full" or not ("cache_window" in ev or ev.get("dynamic_window")):
+        capacity = full
+    elif ev.get("dynamic_window"):
+        capacity = min(full, 2 * prompt + ev.get("sink_tokens", 0))
+    else:
+        capacity = min(full, max(int(ev["cache_window"]), prompt if run.eviction.name == "lru-prompt-keep" else 0))
+    dtype = run.backend.options.get("dtype", "auto")
+    lora = run.lora
+    out = estimate_memory(
+        shape, dtype_bytes=4 if dtype == "float32" else 2, prompt_tokens=prompt, capacity=capacity,
+        max_new_tokens=t.max_new_tokens, rollout_rows=t.rollout_sub_batch_size,
+        reference_rows=t.reference_sub_batch_size, replay_rows=t.replay_sub_batch_size, replay_chunk=t.replay_chunk,
+        replay_graph=t.replay_graph, beta=t.beta, targets=lora.target_modules, rank=lora.r,
+        global_tokens=lora.global_tokens, encoder=run.encoder.name)
+    if dtype == "auto":
+        out["assumed"]["base_dtype"] = "bfloat16 (what auto picks on a GPU from Ampere on)"
+    return out
+
+
 def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -> None:
     """Train as ``run`` says (``args``: the command-line form of the run, kept in config.json so
     ``pte train --config config.json`` repeats it)."""
@@ -215,7 +248,13 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
     record = {**run.model_dump(mode="json"), "num_problems": len(problems),
               "num_eval_problems": len(eval_problems), **({"args": args} if args is not None else {})}
     if dry_run:
+        record["memory_estimate"] = memory_estimate(run, problems)
         click.echo(json.dumps(record, indent=2))
+        est = record["memory_estimate"]
+        if "peak_gib" in est:
+            click.echo(f"pte train: estimated peak memory per rank {est['peak_gib']} GiB (weights {est['weights']}, "
+                       f"adapter + AdamW {est['adapter_and_optimizer']}, {est['peak_phase']} {est[est['peak_phase']]}; "
+                       f"rollout {est['rollout']}, reference {est['reference']}, replay {est['replay']})", err=True)
         return
 
     import torch
