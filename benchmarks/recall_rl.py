@@ -14,7 +14,9 @@ trained adapter with its eviction updates off and with another row's evicted K/V
 Note what the other methods can still use: the prompt tokens left in the window were computed at
 prefill while the number was visible, so their keys and values carry some of it (a relay that
 needs no thought state). Global-Only and LoRA_c measure how far that goes; PTE minus Global-Only
-is what the state adds. Prints one JSON line per run and a summary.
+is what the state adds. ``--stream-prompt`` removes the relay: the prompt is read through the
+window (``-o eviction.stream_prompt=true``), so no kept token ever attended to the number and
+only the thought state can bring it back. Prints one JSON line per run and a summary.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ def main() -> None:
                     help="Filler sentences between the number and the question (pte data recall --filler): "
                     "more puts the window's prompt tokens further from the number, a weaker prefill relay.")
     ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--stream-prompt", action="store_true",
+                    help="-o eviction.stream_prompt=true: the prompt is read through the window, so the kept "
+                    "tokens never attended to the number (no prefill relay; only the thought state can carry it).")
     ap.add_argument("--output-dir", default="runs/recall-rl")
     args = ap.parse_args()
 
@@ -72,7 +77,8 @@ def main() -> None:
                 "--reward", "examples/recall_reward.py:digits", "--max-new-tokens", "8",
                 "--encoder", METHODS[method], "--max-steps", str(args.steps), "--prompts-per-step", "4",
                 "--group-size", str(args.group_size), "--learning-rate", str(args.learning_rate), "--seed", str(seed),
-                "--output-dir", out, "--no-tensorboard")
+                "--output-dir", out, "--no-tensorboard",
+                *(["-o", "eviction.stream_prompt=true"] if args.stream_prompt else []))
             rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"), encoding="utf-8")]
             evals = [r for r in rows if "eval/reward" in r]
             run = {"method": method, "seed": seed,

@@ -91,7 +91,9 @@ def check_invariants(cache, policy):
             assert int(cache.lengths[b]) <= policy.config.cache_window
 
 
-def oracle(model, ids, mask, gen, hidden_before):
+def oracle(model, ids, mask, gen, hidden_before, band=None):
+    """One full forward with every query's evicted positions hidden; ``band=(sinks, window)``:
+    prompt queries also see only positions < sinks or within ``window`` of their own."""
     full = torch.cat([ids, gen], 1)
     real = torch.cat([mask, torch.ones_like(gen, dtype=torch.bool)], 1)
     pos = (torch.cumsum(real.long(), 1) - 1).clamp(min=0)
@@ -103,6 +105,12 @@ def oracle(model, ids, mask, gen, hidden_before):
         for b, hidden in enumerate(rows):
             for p in hidden:
                 visible[b, col, int(pad[b]) + p] = False
+    if band is not None:
+        sinks, window = band
+        near = (pos[:, :, None] - pos[:, None, :] < window) | (pos[:, None, :] < sinks)
+        prompt_query = torch.zeros(seq, dtype=torch.bool)
+        prompt_query[: ids.shape[1]] = True
+        visible &= near | ~prompt_query[None, :, None]
     visible |= torch.eye(seq, dtype=torch.bool)  # pad queries see themselves
     am = torch.zeros(batch, 1, seq, seq).masked_fill(~visible[:, None], torch.finfo(torch.float32).min)
     return model(full, attention_mask=am, position_ids=pos).logits
@@ -132,6 +140,36 @@ def test_logits_equal_masked_full_forward(family, name, static):
     ref = oracle(model, ids, mask, gen, hidden_before)
     for col, got in logits.items():
         assert torch.allclose(got, ref[:, col], atol=1e-4, rtol=0), (col, (got - ref[:, col]).abs().max())
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("static", [False, True], ids=["growing", "static"])
+@torch.no_grad()
+def test_streamed_prompt_equals_banded_full_forward(family, static):
+    """stream_prompt: prompt tokens attend as if fed one by one through the window (sinks + the
+    last window positions), generated tokens exactly as before; equal to one banded full forward."""
+    model = tiny(family)
+    policy = StreamingLLM(StreamingConfig(cache_window=10, sink_tokens=2, evict_ratio=0.25, stream_prompt=True))
+    assert policy.prompt_band() == (2, 8)
+    ids, mask = left_padded([12, 23, 9])
+    gen = torch.randint(1, 97, (3, 20), generator=torch.Generator().manual_seed(2))
+    logits, hidden_before, cache = decode(model, policy, ids, mask, gen, static)
+    assert len(cache.events) >= 2
+    ref = oracle(model, ids, mask, gen, hidden_before, band=(2, 8))
+    for col, got in logits.items():
+        assert torch.allclose(got, ref[:, col], atol=1e-4, rtol=0), (col, (got - ref[:, col]).abs().max())
+    # the band changes what long prompts compute (and nothing for the 9-token prompt, whose every
+    # token is within sinks + window of the last)
+    plain, _, _ = decode(model, StreamingLLM(StreamingConfig(cache_window=10, sink_tokens=2, evict_ratio=0.25)),
+                         ids, mask, gen, static)
+    last = ids.shape[1] - 1
+    moved = (logits[last] - plain[last]).abs().amax(-1)
+    assert bool((moved[:2] > 1e-3).all()) and float(moved[2]) < 1e-5, moved
+
+
+def test_stream_prompt_needs_a_fixed_window():
+    with pytest.raises(ValueError, match="stream_prompt needs a fixed cache_window"):
+        StreamingConfig(stream_prompt=True, dynamic_window=True)
 
 
 @torch.no_grad()

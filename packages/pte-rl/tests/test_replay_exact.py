@@ -15,6 +15,8 @@ POLICIES = {
     "lru-prompt-keep": lambda: LRUPromptKeep(PolicyConfig(cache_window=20, evict_ratio=0.25)),
     "sliding-window": lambda: SlidingWindow(PolicyConfig(cache_window=14, evict_ratio=0.5)),
     "streaming-llm": lambda: StreamingLLM(StreamingConfig(cache_window=14, sink_tokens=2)),
+    # the 9-token prompt is longer than sinks + window: its last tokens never see token 2
+    "streaming-llm-streamed": lambda: StreamingLLM(StreamingConfig(cache_window=8, sink_tokens=2, stream_prompt=True)),
     "full": lambda: Full(),
 }
 ENCODERS = {
@@ -292,3 +294,18 @@ def test_lean_mlp_product_keeps_two_intermediates_and_same_gradient():
     assert torch.equal(y, y_ref)
     assert (gx - g_ref).abs().max() <= 1e-5 * g_ref.abs().max()
     assert kept_ref == 3 * 4 * 9 * mlp.gate_proj.out_features and kept == 2 * kept_ref // 3
+
+
+def test_replay_reproduces_the_streamed_prompt_it_was_sampled_with():
+    """The band is part of what sampling recorded: replay applies it without being told, and rows
+    sampled with different bands are refused rather than replayed under the wrong one."""
+    pte = build("progressive")
+    cfg = SamplingConfig(max_new_tokens=20, temperature=1.0)
+    streamed = sample(pte, PROMPTS, POLICIES["streaming-llm-streamed"](), cfg, eos_ids=[],
+                      generator=torch.Generator().manual_seed(0))
+    assert {c.prompt_band for c in streamed} == {(2, 6)}
+    plain = sample(pte, PROMPTS, StreamingLLM(StreamingConfig(cache_window=8, sink_tokens=2)), cfg, eos_ids=[],
+                   generator=torch.Generator().manual_seed(0))
+    assert {c.prompt_band for c in plain} == {None}
+    with torch.no_grad(), pytest.raises(ValueError, match="different prompt bands"):
+        replay_logprobs(pte, [streamed[0], plain[0]])

@@ -78,6 +78,9 @@ class BoundedCache(Cache):
             with the sequence: the exact-gradient oracle of replay, not a training mode.
         max_new_tokens: static shapes (see the module docstring): room for the prompt plus this
             many tokens, or the policy's ``capacity`` when smaller; more raises.
+        prompt_band: ``(sinks, window)``: the prompt is read as a stream (a query at position p
+            attends to positions < sinks and in (p - window, p]); default: the policy's
+            ``prompt_band()`` if it has one. Replay passes the one sampling recorded.
         tape: a recorder (``pte_rl.replay.GradTape``) given the stored K/V of every layer as leaves
             (``tape.leaf(layer, kind, view, positions)``, kind 0 = keys, 1 = values) and the new
             K/V with their graph (``tape.produced(layer, kind, new, positions)``), so gradients
@@ -85,12 +88,15 @@ class BoundedCache(Cache):
     """
 
     def __init__(self, policy=None, num_layers: int = 0, listeners: list[Listener] | None = None,
-                 keep_graph: bool = False, tape=None, max_new_tokens: int | None = None):
+                 keep_graph: bool = False, tape=None, max_new_tokens: int | None = None,
+                 prompt_band: tuple[int, int] | None = None):
         super().__init__(layers=[])
         if max_new_tokens is not None and keep_graph:
             raise ValueError("static shapes (max_new_tokens) write in place: not with keep_graph")
         self.max_new_tokens = max_new_tokens
         self.policy = policy
+        band = getattr(policy, "prompt_band", None)
+        self.prompt_band = prompt_band if prompt_band is not None else (band() if band is not None else None)
         self.keep_graph = keep_graph
         self.tape = tape
         self.num_layers = num_layers
@@ -165,12 +171,18 @@ class BoundedCache(Cache):
                 self._deferred = []
                 raise ValueError(f"an eviction deferred to query {at} of a {q}-token forward pass")
             visible &= ~(slots[:, None, :kv_len] & (i >= at))
+        position_ids = self.next_position[:, None] + torch.cumsum(real.long(), 1) - 1
+        position_ids = torch.where(real, position_ids, torch.zeros_like(position_ids))
+        if self.prompt_band is not None:
+            # a streamed prompt: a query at position p sees the sinks and positions (p - window, p];
+            # generated queries never hold more than that in the cache, so only prompt queries change
+            sinks, window = self.prompt_band
+            key_pos = torch.where(old, self.positions[:, :kv_len], torch.gather(position_ids, 1, rel_c))
+            visible &= (key_pos < sinks)[:, None, :] | (position_ids[:, :, None] - key_pos[:, None, :] < window)
         visible |= rel[:, None, :] == i  # a pad query sees itself, so no row is all-masked
         mask = torch.zeros(visible.shape, dtype=dtype, device=device)
         mask.masked_fill_(~visible, torch.finfo(dtype).min)
 
-        position_ids = self.next_position[:, None] + torch.cumsum(real.long(), 1) - 1
-        position_ids = torch.where(real, position_ids, torch.zeros_like(position_ids))
         self.positions.scatter_(1, write, torch.where(real, position_ids, -1))
         self._pending = (write, real, kv_len, dense)
         self._flat = None

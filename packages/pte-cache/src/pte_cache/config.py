@@ -3,7 +3,7 @@ registry and `pte --help` never load torch just to validate names and options)."
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class PolicyConfig(BaseModel):
@@ -33,6 +33,20 @@ class PolicyConfig(BaseModel):
 
 class StreamingConfig(PolicyConfig):
     sink_tokens: int = Field(4, ge=0, description="First tokens of each row that never leave.")
+    stream_prompt: bool = Field(
+        False,
+        description="Read the prompt as a stream through the window: each prompt token attends to the "
+        "sinks and the cache_window - sink_tokens tokens before it (itself included), what the cache would "
+        "hold had the prompt been fed token by token. Off: the prefill attends over the whole prompt, so "
+        "the tokens that stay carry what the evicted ones said.",
+    )
+
+    @model_validator(mode="after")
+    def _stream_needs_a_fixed_window(self):
+        if self.stream_prompt and self.dynamic_window:
+            raise ValueError("stream_prompt needs a fixed cache_window (--cache-window N; dynamic_window makes the window the "
+                             "prompt's own length, so nothing would stream)")
+        return self
 
 
 class FullConfig(BaseModel):

@@ -39,6 +39,10 @@ class EvictionPolicy(Protocol):
     # steps, so decoding between eviction events reads nothing back from the device. A policy
     # whose decisions depend on tensor values it must look at every step leaves it out and is
     # asked every step.
+    # Optional: ``prompt_band() -> (sinks, window) | None``: the prompt is read as a stream, each
+    # prompt token attending only to the first ``sinks`` positions and the ``window`` positions up
+    # to itself (the cache applies it to every query; for generated tokens the window already
+    # holds no more, so it only changes the prefill).
     # Optional: ``capacity(cache) -> int``, the most tokens any row can hold at once, read at
     # prefill. A static cache (fixed shapes, for a compiled decode step) allocates that many
     # slots instead of the prompt plus every new token.
@@ -154,6 +158,12 @@ class StreamingLLM(_WindowPolicy):
 
     def protected(self, cache: CacheView) -> torch.Tensor:
         return torch.clamp(cache.lengths, max=self.config.sink_tokens)
+
+    def prompt_band(self) -> tuple[int, int] | None:
+        """``(sinks, window)`` when the prompt is streamed (``stream_prompt``), else None."""
+        if not self.config.stream_prompt:
+            return None
+        return self.config.sink_tokens, self.config.cache_window - self.config.sink_tokens
 
     def most_protected(self, cache: CacheView) -> torch.Tensor:
         return torch.full_like(cache.prompt_lengths, self.config.sink_tokens)

@@ -294,7 +294,11 @@ def replay_logprobs(
     grad = torch.is_grad_enabled()
     mode = GRAPHS[graph if grad else "chunk"]()
     state = pte.new_state(batch, replay=grad and mode.state_replay)
-    cache = pte.new_cache(None, state, **mode.cache_hooks())
+    bands = {c.prompt_band for c in completions}
+    if len(bands) > 1:
+        raise ValueError(f"completions sampled with different prompt bands {sorted(bands, key=str)} cannot "
+                         "be replayed together")
+    cache = pte.new_cache(None, state, prompt_band=bands.pop(), **mode.cache_hooks())
     logprobs = torch.zeros(batch, length, device=device)
     entropy = torch.zeros(batch, length, device=device) if with_entropy else None
 

@@ -2,7 +2,8 @@
 
 Each row stops at EOS or ``max_new_tokens``. Every completion records the tokens, their sampling
 log-probs (under the temperature-scaled distribution, as TRL does) and its eviction schedule:
-``[(step, [absolute positions]), ...]``, which :mod:`pte_rl.replay` replays.
+``[(step, [absolute positions]), ...]`` (with the prompt's attention band, when the policy streams
+the prompt), which :mod:`pte_rl.replay` replays.
 
 A decode step reads nothing back from the device (on a GPU it never waits for the host):
 tokens and log-probs collect in device buffers, and whether rows finished is looked at every
@@ -41,6 +42,7 @@ class Completion:
     finished: bool = False  # ended with EOS (False: truncated at max_new_tokens)
     num_state_updates: int = 0
     max_cache_tokens: int = 0
+    prompt_band: tuple[int, int] | None = None  # (sinks, window) of a streamed prompt (the cache's), for replay
 
     @property
     def num_evictions(self) -> int:
@@ -159,6 +161,8 @@ def sample(
     # finish stay in the batch (their tokens after EOS are dropped when harvested)
     compiled = pte.decode_step
     cache = pte.new_cache(policy, state, **({"max_new_tokens": steps} if compiled else {}))
+    for c in out:
+        c.prompt_band = cache.prompt_band
     rows = torch.arange(batch)  # original index of each live row (host)
     live = rows.to(device)  # the same, on the device
     eos = torch.tensor(eos_ids, device=device)
