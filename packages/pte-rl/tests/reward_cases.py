@@ -393,6 +393,58 @@ FAMILIES = {
             ("5", "A: the sum is 2 + 3 = 5", 1.0), ("B", "A. Let the side be 12.\nB. It is not 12.", 1.0),
         ],
     },
+    # 9. (2026-12-05, evening) answers with no digit: the last math span is the answer
+    "no_digit_span": {
+        "equal": [],
+        "not_equal": [],
+        "completions": [
+            ("\\text{B}", "So the winner is $B$", 1.0), ("\\text{B}", "So the winner is $C$", 0.0),
+            ("\\text{even}", "Both terms are odd, so the sum is $even$", 1.0),
+            ("$$g(t) = 2t$$", "$$g(t) = 2t$$", 1.0), ("$$g(t) = 2t$$", "$$g(t) = 3t$$", 0.0),
+            ("$1/4$", "$\\frac14 $", 1.0), ("$\\sqrt{5}$", "$\\sqrt5$", 1.0),
+        ],
+    },
+    # 10. LaTeX written without any $: the whole last line, not its last number
+    "bare_latex_line": {
+        "equal": [],
+        "not_equal": [],
+        "completions": [
+            ("7/3", "\\frac{7}{3}", 1.0), ("-7/3", "-\\frac{7}{3}", 1.0), ("3", "\\frac{7}{3}", 0.0),
+            ("10", "\\boxed{10", 1.0),  # an unclosed box is not a LaTeX line: its number stays
+            ("5", "We get \\frac{10}{2}\nwhich is 5", 1.0),  # prose on the line: the number
+        ],
+    },
+    # 11. "the final answer is ..." after the last box: an intermediate result was boxed
+    "answer_after_box": {
+        "equal": [],
+        "not_equal": [],
+        "completions": [
+            ("312", "The interest is $\\boxed{12}$, so she has 300 + 12 dollars.\nThe final answer is $312$.", 1.0),
+            ("12", "The interest is $\\boxed{12}$, so she has 300 + 12 dollars.\nThe final answer is $312$.", 0.0),
+            ("12", "The final answer is $\\boxed{12}$.", 1.0), ("12", "The answer is 12, so \\boxed{12}", 1.0),
+            ("7", "Final Answer: Tom finished the race 7 minutes later. I hope it is correct.", 1.0),
+            ("7", "Final Answer: Tom ran 3 laps in 7 minutes.", 0.0),  # two numbers: no guess
+        ],
+    },
+    # 12. a reference whose backslashes were escaped twice (\\frac for \frac)
+    "doubled_backslashes": {
+        "equal": [("$\\\\left(\\\\frac{2}{7},\\\\frac{3}{7}\\\\right)$", "\\left( \\frac{2}{7}, \\frac{3}{7} \\right)"),
+                  ("\\\\sqrt{2}", "\\sqrt{2}")],
+        "not_equal": [("$\\\\left(\\\\frac{2}{7},\\\\frac{3}{7}\\\\right)$", "\\left( \\frac{3}{7}, \\frac{2}{7} \\right)")],
+        "completions": [],
+    },
+    # 13. a reference with several boxes: one list when at most two words separate them
+    "gold_boxes": {
+        "equal": [],
+        "not_equal": [],
+        "completions": [
+            ("\\boxed{3} apples and \\boxed{5} pears", "$\\boxed{3,5}$", 1.0),
+            ("$\\boxed{3}\\boxed{5}$", "$\\boxed{3, 5}$", 1.0),
+            ("\\(\\boxed{4}\\) and \\(\\boxed{-1}\\).", "$\\boxed{-1,4}$", 1.0),
+            ("\\boxed{3} is what we get first and then \\boxed{5}", "$\\boxed{3,5}$", 0.0),
+            ("\\boxed{3} apples and \\boxed{5} pears", "$\\boxed{5}$", 0.0),
+        ],
+    },
 }
 for _family in FAMILIES.values():
     EQUAL += _family["equal"]

@@ -2,7 +2,8 @@
 
 Order: the final ``\\boxed{...}`` run / ``\\fbox{...}`` (nested braces), else the last "the (final)
 answer is ...", else the last "#### ...", else a choice letter opening the last or first line
-(``A. Because B is not valid`` -> ``A``), else the last number in the text (fallback). An empty
+(``A. Because B is not valid`` -> ``A``), else the last number in the text, else the last math
+span (an answer with no digit: ``$E$``, ``$\\text{odd}$``). An empty
 box is no answer (models copy the instruction's ``\\boxed{}``): it is dropped before any rule
 runs. Every scan is linear in the text length; nothing here can hang on hostile input.
 """
@@ -51,7 +52,7 @@ def _brace_matches(text: str) -> dict[int, int]:
     return match
 
 
-def _boxes_backwards(text: str):
+def boxes_backwards(text: str):
     """Yield ``(start, end, content)`` of well-formed boxes, last first (each rfind moves left;
     braces are matched once for the whole text, so many unclosed boxes cost one pass)."""
     pos = len(text)
@@ -83,7 +84,7 @@ def _boxes_backwards(text: str):
 
 def last_boxed(text: str) -> str | None:
     """Content of the last well-formed \\boxed{...} or \\fbox{...} (or ``\\boxed 5``)."""
-    for _, _, inner in _boxes_backwards(text):
+    for _, _, inner in boxes_backwards(text):
         return inner
     return None
 
@@ -95,7 +96,7 @@ def box_contents(text: str) -> list[str]:
     one run (the last box alone)."""
     out: list[str] = []
     prev_start = None
-    for start, end, inner in _boxes_backwards(text):
+    for start, end, inner in boxes_backwards(text):
         if prev_start is not None and (prev_start - end > 80 or not _CONNECTOR.fullmatch(text[end:prev_start])):
             break
         out.append(inner)
@@ -161,6 +162,10 @@ def _answer_sentence(sentence: str) -> str:
     if spans and words:
         a, b = spans[-1]
         return sentence[a:b].strip()
+    if words and not spans:  # "Jane started growing Sphere 3 hours ago": its one number
+        numbers = [m.group("n") for m in _NUMBER.finditer(sentence[: 4 * MAX_ANSWER])]
+        if len(numbers) == 1:
+            return numbers[0]
     m = _REASON.match(sentence[:200])  # "5, because 2+3=5" -> "5" (bounded: no long backtracking)
     return (m.group(1) if m else sentence).strip()
 
@@ -180,8 +185,24 @@ def _last_number(text: str) -> str | None:
     for a, b in spans:
         if a <= p - line_start < b and b - a <= 200:
             return line[a:b].strip()
+    bare = _bare_latex(text, p)
+    if bare is not None:
+        return bare
     chain = _chained_span(line, spans, p - line_start)
     return chain if chain is not None else last.group("n")
+
+
+def _bare_latex(text: str, p: int) -> str | None:
+    """A last line of LaTeX written without ``$`` (``-\\frac{10}{9}``) holding the number at ``p``:
+    the whole line, not the number (``9``). Only when the text has no math span and the line no prose."""
+    start = text.rfind("\n", 0, p) + 1
+    end = text.find("\n", p)
+    line = text[start : end if end >= 0 else len(text)].strip()
+    if ("\\" not in line or len(line) > 200 or text[end if end >= 0 else len(text):].strip()
+            or line.count("{") != line.count("}") or "\\boxed" in line or "\\fbox" in line
+            or _WORD.search(line) or "$" in text or "\\(" in text or "\\[" in text):
+        return None
+    return line.rstrip(".").strip()
 
 
 def _chained_span(line: str, spans: list[tuple[int, int]], p: int) -> str | None:
@@ -200,19 +221,22 @@ def _chained_span(line: str, spans: list[tuple[int, int]], p: int) -> str | None
 
 
 def extract_answer(text: str) -> tuple[str | None, str]:
-    """Return ``(answer, method)``; method is boxed, boxes, answer-is, hashes, choice, last-number or none.
+    """Return ``(answer, method)``; method is boxed, boxes, answer-is, hashes, choice, last-number,
+    last-math or none.
 
     Several final boxes (see ``box_contents``) come back as ``\\boxed{a}, \\boxed{b}``: the
     verifier reads them as one unordered answer when the gold is a list or set, else the last."""
     text = _EMPTY_BOX.sub(" ", text)
-    boxes = box_contents(text)
-    if len(boxes) >= 2:
-        return ", ".join("\\boxed{" + b + "}" for b in boxes), "boxes"
-    if boxes:
-        return boxes[0], "boxed"
     tail20k = text[-20000:]
     # "Your answer is correct." is a verdict, not an answer: such matches are ignored
     matches = [m for m in _ANSWER_IS.finditer(tail20k) if not _VERDICT.match(tail20k, m.end())]
+    boxes = box_contents(text)
+    last_box_end = next((end for _, end, _ in boxes_backwards(text)), -1) if boxes else -1
+    # a box, unless "the final answer is ..." comes after it (an intermediate result was boxed)
+    if boxes and not (matches and matches[-1].start() + len(text) - len(tail20k) >= last_box_end):
+        if len(boxes) >= 2:
+            return ", ".join("\\boxed{" + b + "}" for b in boxes), "boxes"
+        return boxes[0], "boxed"
     if matches:
         tail = tail20k[matches[-1].end() :]
         line = _sentence(tail.split("\n", 1)[0].strip()[: 4 * MAX_ANSWER]).strip()
@@ -230,7 +254,19 @@ def extract_answer(text: str) -> tuple[str | None, str]:
     number = _last_number(tail20k)
     if number is not None:
         return number, "last-number"
+    span = _last_span(tail20k)
+    if span is not None:
+        return span, "last-math"
     return None, "none"
+
+
+def _last_span(text: str) -> str | None:
+    """The last non-empty math span (``$E$``, ``$$f(y) = y$$``), for answers without a digit."""
+    for a, b in reversed(_math_spans(text)):
+        inner = text[a:b].strip()
+        if inner and b - a <= MAX_ANSWER:
+            return inner
+    return None
 
 
 def _choice_letter(text: str) -> str | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import itertools
+import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import RewardResult
-from .extract import MAX_ANSWER, extract_answer, last_boxed
+from .extract import MAX_ANSWER, MAX_BOXES, boxes_backwards, extract_answer, last_boxed
 from .normalize import normalize
 from .pool import TIMEOUT, BoundedPool
 from .verify import Unverifiable, answers_equal
@@ -39,8 +41,24 @@ def score_item(completion: str, answer: str) -> tuple[float, str | None]:
         return 0.0, "no_answer"
     if len(pred) > MAX_ANSWER:
         return 0.0, "answer_too_long"
-    gold = last_boxed(answer) or answer
-    return _compare(gold, pred)
+    return _compare(gold_answer(answer), pred)
+
+
+def gold_answer(answer: str) -> str:
+    """The reference to compare with: its final box, or its final boxes as one list when at most two
+    words separate them (``\\boxed{1} papers and \\boxed{2} bins``: ``1, 2``; a reference boxes
+    nothing but the answer, so prose between its boxes is a label, not a step), else the text."""
+    boxes, prev = [], None
+    for start, end, inner in itertools.islice(boxes_backwards(answer), MAX_BOXES):
+        # boxes close together (at most two words between) are one answer; farther apart, the last
+        if prev is not None and (prev - end > 24 or len(re.findall(r"[a-zA-Z]+", answer[end:prev])) > 2):
+            break
+        boxes.append(inner.strip())
+        prev = start
+    boxes.reverse()
+    if len(set(boxes)) > 1:
+        return ", ".join(boxes)
+    return boxes[-1] if boxes else answer
 
 
 def _result(raw) -> RewardResult:

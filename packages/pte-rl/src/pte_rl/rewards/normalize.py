@@ -193,8 +193,12 @@ def drop_labels(s: str, keep_lhs: bool = False) -> str:
     return ", ".join(out)
 
 
+# "\\frac" where "\frac" was meant (a string escaped twice): a row break never precedes these in an answer
+_DOUBLED = re.compile(r"\\\\(?=(?:left|right|[dt]?frac|sqrt|leq?|geq?|boxed|text|pi|cdot|times|infty|cup|cap|pm)(?![a-zA-Z]))")
+
+
 def normalize(s: str, keep_lhs: bool = False) -> str:
-    s = s.strip()
+    s = _DOUBLED.sub(lambda _: "\\", s.strip())
     if s.startswith(("\\boxed", "\\fbox")):  # several final boxes: the last one (see verify)
         boxes = box_contents(s)
         if boxes:
