@@ -94,16 +94,23 @@ def box_contents(text: str) -> list[str]:
     gives three, so does ``x = \\boxed{1}`` or ``x = \\boxed{2}``; boxes separated by anything but
     commas, ``and``/``or``, ``\\quad``, spaces, ``$``, ``\\text{ and }`` or a one-letter ``x =`` are not
     one run (the last box alone)."""
+    return _box_run(text)[0]
+
+
+def _box_run(text: str) -> tuple[list[str], int]:
+    """``box_contents`` and where the last box ends (-1: no box), from one pass over the braces."""
     out: list[str] = []
-    prev_start = None
+    prev_start, last_end = None, -1
     for start, end, inner in boxes_backwards(text):
         if prev_start is not None and (prev_start - end > 80 or not _CONNECTOR.fullmatch(text[end:prev_start])):
             break
+        if prev_start is None:
+            last_end = end
         out.append(inner)
         prev_start = start
         if len(out) >= MAX_BOXES:
             break
-    return out[::-1]
+    return out[::-1], last_end
 
 
 def _sentence(line: str) -> str:
@@ -227,16 +234,18 @@ def extract_answer(text: str) -> tuple[str | None, str]:
     Several final boxes (see ``box_contents``) come back as ``\\boxed{a}, \\boxed{b}``: the
     verifier reads them as one unordered answer when the gold is a list or set, else the last."""
     text = _EMPTY_BOX.sub(" ", text)
+    boxes, last_end = _box_run(text)
+    if boxes:
+        # a box, unless "the final answer is ..." comes after it (an intermediate result was boxed);
+        # only the text after the box is scanned, so a boxed completion costs what it did
+        after = text[last_end:][-20000:]
+        if not any(not _VERDICT.match(after, m.end()) for m in _ANSWER_IS.finditer(after)):
+            if len(boxes) >= 2:
+                return ", ".join("\\boxed{" + b + "}" for b in boxes), "boxes"
+            return boxes[0], "boxed"
     tail20k = text[-20000:]
     # "Your answer is correct." is a verdict, not an answer: such matches are ignored
     matches = [m for m in _ANSWER_IS.finditer(tail20k) if not _VERDICT.match(tail20k, m.end())]
-    boxes = box_contents(text)
-    last_box_end = next((end for _, end, _ in boxes_backwards(text)), -1) if boxes else -1
-    # a box, unless "the final answer is ..." comes after it (an intermediate result was boxed)
-    if boxes and not (matches and matches[-1].start() + len(text) - len(tail20k) >= last_box_end):
-        if len(boxes) >= 2:
-            return ", ".join("\\boxed{" + b + "}" for b in boxes), "boxes"
-        return boxes[0], "boxed"
     if matches:
         tail = tail20k[matches[-1].end() :]
         line = _sentence(tail.split("\n", 1)[0].strip()[: 4 * MAX_ANSWER]).strip()
