@@ -422,6 +422,8 @@ FAMILIES = {
             ("312", "The interest is $\\boxed{12}$, so she has 300 + 12 dollars.\nThe final answer is $312$.", 1.0),
             ("12", "The interest is $\\boxed{12}$, so she has 300 + 12 dollars.\nThe final answer is $312$.", 0.0),
             ("12", "The final answer is $\\boxed{12}$.", 1.0), ("12", "The answer is 12, so \\boxed{12}", 1.0),
+            ("12", "So $\\boxed{12}$.\nAnswer: the box holds the result.", 1.0),  # states no value
+            ("12", "So $\\boxed{12}$. Is the answer is correct? Yes.", 1.0),  # a verdict
             ("7", "Final Answer: Tom finished the race 7 minutes later. I hope it is correct.", 1.0),
             ("7", "Final Answer: Tom ran 3 laps in 7 minutes.", 0.0),  # two numbers: no guess
         ],

@@ -33,6 +33,7 @@ _COPULA = re.compile(r"(?<![a-zA-Z\\])(?:is|are|was|equals|be)(?![a-zA-Z])")
 _WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
 _REASON = re.compile(r"([^a-zA-Z]*?\d[^a-zA-Z]*?)\s*,?\s+(?:because|since|which|as|so|where|given|from)(?![a-zA-Z])")
 MAX_BOXES = 20
+_STATES_VALUE = re.compile(r"\d|\$|\\\(|\\\[")
 # a choice letter that opens a line: "A. Because ...", "(B) is ...", "C) ...", "**D**.", or a line
 # that is only the letter; a letter inside the sentence ("... B is not valid") never counts, nor
 # "A:" (the answer of a Q:/A: transcript)
@@ -239,7 +240,10 @@ def extract_answer(text: str) -> tuple[str | None, str]:
         # a box, unless "the final answer is ..." comes after it (an intermediate result was boxed);
         # only the text after the box is scanned, so a boxed completion costs what it did
         after = text[last_end:][-20000:]
-        if not any(not _VERDICT.match(after, m.end()) for m in _ANSWER_IS.finditer(after)):
+        later = [m for m in _ANSWER_IS.finditer(after) if not _VERDICT.match(after, m.end())]
+        # ... that states a value ("Answer: the box holds the result" does not replace the box)
+        if not any(_STATES_VALUE.search(_sentence(after[m.end():].split("\n", 1)[0][:4 * MAX_ANSWER]))
+                   for m in later):
             if len(boxes) >= 2:
                 return ", ".join("\\boxed{" + b + "}" for b in boxes), "boxes"
             return boxes[0], "boxed"
