@@ -57,6 +57,12 @@ def main() -> None:
                     help="Filler sentences between the number and the question (pte data recall --filler): "
                     "more puts the window's prompt tokens further from the number, a weaker prefill relay.")
     ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--prompts-per-step", type=int, default=4)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--answer-form", action="store_true",
+                    help="Ask for a sentence starting 'The number was' instead of the number only: prompt tokens leave "
+                    "the cache when the first answer token is fed, so only tokens after it can use the "
+                    "state that holds them; the preamble puts the digits there.")
     ap.add_argument("--stream-prompt", action="store_true",
                     help="-o eviction.stream_prompt=true: the prompt is read through the window, so the kept "
                     "tokens never attended to the number (no prefill relay; only the thought state can carry it).")
@@ -68,14 +74,24 @@ def main() -> None:
     filler = ("--filler", str(args.filler))
     pte("data", "recall", "--n", "2000", "--seed", "0", *filler, out=train)
     pte("data", "recall", "--n", "128", "--seed", "99", *filler, out=heldout)
+    if args.answer_form:
+        for path in (train, heldout):
+            rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+            with open(path, "w", encoding="utf-8") as f:
+                for r in rows:
+                    r["prompt"] = r["prompt"].replace("Answer with the number only.",
+                                                      "Answer with one sentence that starts with: The number was")
+                    f.write(json.dumps(r) + "\n")
+    new_tokens = "12" if args.answer_form else "8"
     summary = {"machine": machine(), "args": vars(args), "runs": []}
     for seed in args.seeds:
         for method in args.methods:
             out = os.path.join(args.output_dir, f"{method}-s{seed}")
             pte("train", "--data", train, "--eval-data", heldout, "--eviction", "streaming-llm",
                 "--cache-window", str(args.cache_window), "--sink-tokens", "4",
-                "--reward", "examples/recall_reward.py:digits", "--max-new-tokens", "8",
-                "--encoder", METHODS[method], "--max-steps", str(args.steps), "--prompts-per-step", "4",
+                "--reward", "examples/recall_reward.py:digits", "--max-new-tokens", new_tokens,
+                "--temperature", str(args.temperature),
+                "--encoder", METHODS[method], "--max-steps", str(args.steps), "--prompts-per-step", str(args.prompts_per_step),
                 "--group-size", str(args.group_size), "--learning-rate", str(args.learning_rate), "--seed", str(seed),
                 "--output-dir", out, "--no-tensorboard",
                 *(["-o", "eviction.stream_prompt=true"] if args.stream_prompt else []))
@@ -90,7 +106,7 @@ def main() -> None:
             if method == "PTE":
                 adapter = os.path.join(out, "checkpoints", f"step-{args.steps:06d}", "adapter")
                 probe = subprocess.run([sys.executable, os.path.join(HERE, "state_probe.py"), "--adapter", adapter,
-                                        "--dataset", heldout, "--max-new-tokens", "8",
+                                        "--dataset", heldout, "--max-new-tokens", new_tokens,
                                         "--cache-window", str(args.cache_window)],
                                        capture_output=True, text=True, cwd=ROOT)
                 run["state_probe"] = json.loads(probe.stdout.strip().splitlines()[-1])["modes"] if probe.returncode == 0 \
