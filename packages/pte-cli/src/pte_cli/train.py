@@ -224,8 +224,8 @@ def memory_estimate(run: RunConfig, problems) -> dict:
     full = prompt + t.max_new_tokens
     if run.eviction.name == "full" or not ("cache_window" in ev or ev.get("dynamic_window")):
         capacity = full
-    elif ev.get("dynamic_window"):
-        capacity = min(full, 2 * prompt + ev.get("sink_tokens", 0))
+    elif ev.get("dynamic_window"):  # the window is the longest prompt: beside the prompt, or the sinks
+        capacity = min(full, prompt + (ev["sink_tokens"] if "sink_tokens" in ev else prompt))
     else:
         capacity = min(full, max(int(ev["cache_window"]), prompt if run.eviction.name == "lru-prompt-keep" else 0))
     dtype = run.backend.options.get("dtype", "auto")
