@@ -170,7 +170,7 @@ def _answer_sentence(sentence: str) -> str:
     if spans and words:
         a, b = spans[-1]
         return sentence[a:b].strip()
-    if words and not spans:  # "Jane started growing Sphere 3 hours ago": its one number
+    if words and not spans:  # "Tom finished the race 7 minutes later": its one number
         numbers = [m.group("n") for m in _NUMBER.finditer(sentence[: 4 * MAX_ANSWER])]
         if len(numbers) == 1:
             return numbers[0]

@@ -46,7 +46,7 @@ def score_item(completion: str, answer: str) -> tuple[float, str | None]:
 
 def gold_answer(answer: str) -> str:
     """The reference to compare with: its final box, or its final boxes as one list when at most two
-    words separate them (``\\boxed{1} papers and \\boxed{2} bins``: ``1, 2``; a reference boxes
+    words separate them (``\\boxed{3} apples and \\boxed{5} pears``: ``3, 5``; a reference boxes
     nothing but the answer, so prose between its boxes is a label, not a step), else the text."""
     boxes, prev = [], None
     for start, end, inner in itertools.islice(boxes_backwards(answer), MAX_BOXES):
