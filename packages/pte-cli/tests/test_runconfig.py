@@ -145,3 +145,19 @@ def test_dry_run_says_why_there_is_no_estimate(tmp_path):
     res, cfg = _dry_run("--model", str(tmp_path))
     assert res.exit_code == 0, res.output
     assert "not a Llama-family decoder" in cfg["memory_estimate"]["unavailable"]
+
+
+@pytest.mark.parametrize("args,capacity", [
+    # never more than the prompt and every new token (48 by default)
+    (("--max-new-tokens", "200"), lambda p: 2 * p),  # lru-prompt-keep, dynamic: prompt + a window as long
+    (("--max-new-tokens", "2000", "--cache-window", "500"), lambda p: 500),
+    (("--max-new-tokens", "2000", "--eviction", "streaming-llm"), lambda p: p + 4),  # 4 sinks + the prompt
+    (("--eviction", "full"), lambda p: p + 48),
+    ((), lambda p: p + 48),  # the default job: its window is never filled
+])
+def test_memory_estimate_cache_capacity_follows_the_policy(args, capacity):
+    root = Path(__file__).resolve().parents[3]
+    res, cfg = _dry_run("--model", str(root / "examples/qwen2.5-3b-config"), *args)
+    assert res.exit_code == 0, res.output
+    assumed = cfg["memory_estimate"]["assumed"]
+    assert assumed["cache_capacity"] == capacity(assumed["prompt_tokens"])
