@@ -13,14 +13,14 @@ import torch._dynamo
 from tiny_models import tiny_llama
 from torch._dynamo.utils import counters
 
-from pte_cache import LRUPromptKeep, PolicyConfig
+from pte_cache import LRUPromptKeep, PolicyConfig, StreamingConfig, StreamingLLM
 from pte_rl import PTEModel, SamplingConfig, sample
 from pte_thought import ProgressiveEncoder, ThoughtConfig
 
 PROMPTS = [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16, 17, 18], [20, 21, 22]]
 
 
-def decode(compiled: bool, config: SamplingConfig, eos: list[int]):
+def decode(compiled: bool, config: SamplingConfig, eos: list[int], policy=None):
     torch.manual_seed(0)
     pte = PTEModel(tiny_llama(), ProgressiveEncoder(ThoughtConfig(global_tokens=8, rank=4)))
     with torch.no_grad():
@@ -28,7 +28,7 @@ def decode(compiled: bool, config: SamplingConfig, eos: list[int]):
             p.normal_(0, 0.3)  # B starts at zero: make the state matter to the logits
     if compiled:
         pte.compile_decode()
-    policy = LRUPromptKeep(PolicyConfig(cache_window=20))
+    policy = policy or LRUPromptKeep(PolicyConfig(cache_window=20))
     return sample(pte, PROMPTS, policy, config, eos_ids=eos, generator=torch.Generator().manual_seed(0))
 
 
@@ -55,6 +55,19 @@ def test_compiled_step_is_one_graph_and_decodes_as_eager(no_recompiles, eos):
         assert a.token_ids == b.token_ids
         assert a.schedule == b.schedule and a.num_state_updates == b.num_state_updates
         assert a.finished == b.finished and a.max_cache_tokens == b.max_cache_tokens
+        assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs)) < 1e-4
+
+
+def test_compiled_step_with_a_streamed_prompt(no_recompiles):
+    """The prompt band is part of the compiled step's mask: same completions as eager decoding."""
+    config = SamplingConfig(max_new_tokens=30, min_new_tokens=30, temperature=1.0)
+    streamed = lambda: StreamingLLM(StreamingConfig(cache_window=8, sink_tokens=2, stream_prompt=True))  # noqa: E731
+    eager = decode(False, config, [], streamed())
+    compiled = decode(True, config, [], streamed())
+    assert counters["stats"]["unique_graphs"] == 1
+    for a, b in zip(eager, compiled):
+        assert a.prompt_band == b.prompt_band == (2, 6)
+        assert a.token_ids == b.token_ids and a.schedule == b.schedule
         assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs)) < 1e-4
 
 
