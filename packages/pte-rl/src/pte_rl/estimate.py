@@ -140,8 +140,9 @@ def saved_bytes_per_token(shape: ModelShape, targets: list[str] | str, rank: int
     In the base dtype: the two norms' inputs and outputs, q, k and v, and the gated MLP's gate and up outputs
     (the frozen weights need no inputs; the adapters' inputs are the norm outputs, the attention
     output for o_proj, the MLP product for down_proj). The adapters run in fp32: their factors'
-    outputs, and, under a 16-bit base, an fp32 copy of each adapted layer's input and the norms'
-    fp32 statistics path. Checked against autograd's saved tensors (saved_tensors_hooks) on tiny
+    outputs, and, under a 16-bit base, the norms' fp32 path and fp32 copies of the adapters'
+    inputs: one of the hidden width for q/k/v/gate/up (as measured) and one each for o_proj's and
+    down_proj's inputs. Checked against autograd's saved tensors (saved_tensors_hooks) on tiny
     configs in fp32 and bf16: packages/pte-rl/tests/test_estimate.py."""
     h, inter = shape.hidden, shape.intermediate
     q, kv = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
@@ -152,8 +153,9 @@ def saved_bytes_per_token(shape: ModelShape, targets: list[str] | str, rank: int
     if "down_proj" in names:
         out += inter * dtype_bytes
     if dtype_bytes != 4:
-        inputs = {linears[n][0] if n not in ("o_proj", "down_proj") else (n, linears[n][0]) for n in names}
-        out += 2 * h * 4 + sum(x if isinstance(x, int) else x[1] for x in inputs) * 4
+        own_input = ("o_proj", "down_proj")
+        out += 2 * h * 4 + (h * 4 if any(n not in own_input for n in names) else 0)
+        out += sum(linears[n][0] * 4 for n in names if n in own_input)
     return out
 
 

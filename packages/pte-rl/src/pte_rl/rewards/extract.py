@@ -53,7 +53,7 @@ def _brace_matches(text: str) -> dict[int, int]:
     return match
 
 
-def boxes_backwards(text: str):
+def _boxes_backwards(text: str):
     """Yield ``(start, end, content)`` of well-formed boxes, last first (each rfind moves left;
     braces are matched once for the whole text, so many unclosed boxes cost one pass)."""
     pos = len(text)
@@ -85,7 +85,7 @@ def boxes_backwards(text: str):
 
 def last_boxed(text: str) -> str | None:
     """Content of the last well-formed \\boxed{...} or \\fbox{...} (or ``\\boxed 5``)."""
-    for _, _, inner in boxes_backwards(text):
+    for _, _, inner in _boxes_backwards(text):
         return inner
     return None
 
@@ -98,12 +98,28 @@ def box_contents(text: str) -> list[str]:
     return _box_run(text)[0]
 
 
-def _box_run(text: str) -> tuple[list[str], int]:
-    """``box_contents`` and where the last box ends (-1: no box), from one pass over the braces."""
+def reference_boxes(answer: str) -> list[str]:
+    """The final boxes of a reference answer, in order: boxes at most two words apart are one run
+    (``\\boxed{3} apples and \\boxed{5} pears``; a reference boxes nothing but the answer, so
+    prose between its boxes is a label, not a step); farther apart, the last box alone."""
+    return [b.strip() for b in _box_run(answer, _joins_reference)[0]]
+
+
+def _joins_completion(sep: str) -> bool:
+    return len(sep) <= 80 and _CONNECTOR.fullmatch(sep) is not None
+
+
+def _joins_reference(sep: str) -> bool:
+    return len(sep) <= 24 and len(re.findall(r"[a-zA-Z]+", sep)) <= 2
+
+
+def _box_run(text: str, joins=_joins_completion) -> tuple[list[str], int]:
+    """The final run of boxes (consecutive boxes whose separator ``joins``) and where the last box
+    ends (-1: no box), from one pass over the braces."""
     out: list[str] = []
     prev_start, last_end = None, -1
-    for start, end, inner in boxes_backwards(text):
-        if prev_start is not None and (prev_start - end > 80 or not _CONNECTOR.fullmatch(text[end:prev_start])):
+    for start, end, inner in _boxes_backwards(text):
+        if prev_start is not None and not joins(text[end:prev_start]):
             break
         if prev_start is None:
             last_end = end

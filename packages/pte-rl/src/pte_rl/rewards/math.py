@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import functools
-import itertools
-import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import RewardResult
-from .extract import MAX_ANSWER, MAX_BOXES, boxes_backwards, extract_answer, last_boxed
+from .extract import MAX_ANSWER, extract_answer, last_boxed, reference_boxes
 from .normalize import normalize
 from .pool import TIMEOUT, BoundedPool
 from .verify import Unverifiable, answers_equal
@@ -46,16 +44,8 @@ def score_item(completion: str, answer: str) -> tuple[float, str | None]:
 
 def gold_answer(answer: str) -> str:
     """The reference to compare with: its final box, or its final boxes as one list when at most two
-    words separate them (``\\boxed{3} apples and \\boxed{5} pears``: ``3, 5``; a reference boxes
-    nothing but the answer, so prose between its boxes is a label, not a step), else the text."""
-    boxes, prev = [], None
-    for start, end, inner in itertools.islice(boxes_backwards(answer), MAX_BOXES):
-        # boxes close together (at most two words between) are one answer; farther apart, the last
-        if prev is not None and (prev - end > 24 or len(re.findall(r"[a-zA-Z]+", answer[end:prev])) > 2):
-            break
-        boxes.append(inner.strip())
-        prev = start
-    boxes.reverse()
+    words separate them (see ``reference_boxes``; ``3, 5``), else the whole text."""
+    boxes = reference_boxes(answer)
     if len(set(boxes)) > 1:
         return ", ".join(boxes)
     return boxes[-1] if boxes else answer
