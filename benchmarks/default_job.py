@@ -47,7 +47,13 @@ def main() -> None:
         "time": {k: round(sum(r[f"time/{k}"] for r in steps), 1) for k in ("rollout", "reference", "train")},
         "eval_seconds": round(sum(r["time/eval"] for r in evals), 1),
         "heldout_before": evals[0]["eval/accuracy"], "heldout_after": evals[-1]["eval/accuracy"],
+        "heldout_full_cache_before": evals[0].get("eval_full/accuracy"),
+        "heldout_full_cache_after": evals[-1].get("eval_full/accuracy"),
         "heldout_n": evals[-1]["eval/n"],
+        # does the run exercise the method: eviction events (= state updates) and their size, per step
+        "evictions_per_completion": [round(r["evictions_per_completion"], 2) for r in steps],
+        "evicted_tokens_per_event": [round(r["evicted_tokens_per_event"], 2) for r in steps],
+        "mean_length": [round(r["completions/mean_length"], 1) for r in steps],
         "result_line": done.stdout.strip().splitlines()[-1],
     }))
 

@@ -2,7 +2,7 @@
 same data, seeds and steps, then evaluated with the untrained Baseline on a held-out split under
 a tight cache and the full cache.
 
-    python benchmarks/method_table.py [--steps 20] [--window 54] [--evict-ratio 0.25] [--seeds 0 1 2]
+    python benchmarks/method_table.py [--steps 20] [--window 54] [--evict-ratio 0.25] [--seeds 0 1 2] [--style brief]
         [--methods PTE Global-Only LoRA_c] [--train-options "--replay-sub-batch-size 32"] [--out runs/method-table]
 
 Methods (all `pte train` with the default recipe otherwise):
@@ -18,7 +18,8 @@ and full. Prints one JSON object (accuracy, n, 95% Wilson interval, peak trainin
 method) and a Markdown table, and draws the eval folders with `pte report` (report.md and
 accuracy.png in --out). Everything is resumable: finished trainings and evals are reused.
 
-Why this task: the default data (two operands up to 20, 48 new tokens) with a 54-token budget.
+Why this task: the default problems with brief answers (`pte data arithmetic --style brief`: two
+operands up to 20, 48 new tokens) with a 54-token budget.
 Prompts are 48-52 tokens and the prompt always stays, so only 2-6 generated tokens are in view:
 the untrained model drops from 34.0% (full cache) to 14.1% (n=256), i.e. the tight cache hurts
 it by 20 points, and training under that cache has something to recover. Results: README and docs/method.md.
@@ -58,7 +59,7 @@ PAIRS = (("PTE", "Global-Only"), ("PTE", "LoRA_c"), ("PTE", "#Global-0"), ("PTE"
          ("Global-Only", "LoRA_c"), ("LoRA_c", "Baseline"), ("LoRA", "Baseline"))
 MODE_NAMES = ("trained", "no-updates", "swapped")  # benchmarks/state_probe.py
 # the task (see the module docstring)
-DEFAULT_STEPS, DEFAULT_WINDOW, DEFAULT_MAX_NEW, DEFAULT_DATA_OPTIONS = 20, 54, 48, []
+DEFAULT_STEPS, DEFAULT_WINDOW, DEFAULT_MAX_NEW, DEFAULT_DATA_OPTIONS, DEFAULT_STYLE = 20, 54, 48, [], "brief"
 
 
 def runs_of(correct: dict, method: str, budget: str) -> dict:
@@ -120,6 +121,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW)
     ap.add_argument("--data-options", nargs="*", default=DEFAULT_DATA_OPTIONS,
                     help="`pte data arithmetic` options, e.g. --max-terms 3.")
+    ap.add_argument("--style", choices=("brief", "worked"), default=DEFAULT_STYLE,
+                    help="`pte data arithmetic --style`: brief answers, or the default job's worked ones "
+                         "(with --window 78 --max-new-tokens 96: the default job's cache and length).")
     ap.add_argument("--no-probe", action="store_true", help="Skip benchmarks/state_probe.py on the PTE adapters.")
     ap.add_argument("--out", default="runs/method-table")
     args = ap.parse_args()
@@ -130,6 +134,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     options = dict(zip(args.data_options[::2], args.data_options[1::2]))
     kw = {k.lstrip("-").replace("-", "_"): (v if k == "--operators" else int(v)) for k, v in options.items()}
+    kw["style"] = args.style
     train = arithmetic(256, 0, **kw)
     held = heldout_arithmetic(args.heldout, {r["prompt"] for r in train}, **kw)
     for name, rows in (("train.jsonl", train), ("heldout.jsonl", held)):

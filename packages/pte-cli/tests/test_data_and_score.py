@@ -21,6 +21,21 @@ def test_arithmetic_answers_are_correct_and_shipped_file_matches():
     assert shipped == arithmetic(256, 0)
 
 
+def test_data_arithmetic_styles_share_problems_and_differ_in_instruction():
+    """`pte data arithmetic` writes the default job's data (worked answers); --style brief asks only
+    for the box, on the same problems and answers."""
+    worked = [json.loads(x) for x in CliRunner().invoke(cli, ["data", "arithmetic", "--n", "20"]).output.splitlines()]
+    res = CliRunner().invoke(cli, ["data", "arithmetic", "--n", "20", "--style", "brief"])
+    brief = [json.loads(x) for x in res.output.splitlines()]
+    assert worked == arithmetic(20, 0)
+    assert all(w["prompt"].endswith("? Explain your steps. Put the final answer in \\boxed{}.") for w in worked)
+    assert all(b["prompt"].endswith("? Put the final answer in \\boxed{}.") for b in brief)
+    assert [w["prompt"].split("?")[0] for w in worked] == [b["prompt"].split("?")[0] for b in brief]
+    assert [w["answer"] for w in worked] == [b["answer"] for b in brief]
+    res = CliRunner().invoke(cli, ["data", "arithmetic", "--style", "long"])
+    assert res.exit_code == 2 and "'long' is not one of 'worked', 'brief'" in res.output
+
+
 def _calc(expr):
     """Independent oracle: shunting through Python ints, no eval."""
     tokens = expr.split()

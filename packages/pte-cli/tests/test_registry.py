@@ -1,6 +1,7 @@
 """Registry contract: built-ins via entry points, duplicates, unknown names, options."""
 
 import types
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -9,6 +10,8 @@ from pydantic import BaseModel
 from pte_cache import hookimpl
 from pte_cli.cli import cli
 from pte_cli.registry import Registry, RegistryError, UnknownPluginError, get_registry
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 BUILTINS = {
     "eviction": {"lru-prompt-keep", "sliding-window", "streaming-llm", "full"},
@@ -140,7 +143,11 @@ def test_train_dry_run_resolves_defaults():
     res = CliRunner().invoke(cli, ["train", "--dry-run"])
     assert res.exit_code == 0, res.output
     cfg = json.loads(res.stdout)
-    assert cfg["eviction"]["name"] == "lru-prompt-keep" and cfg["eviction"]["options"]["dynamic_window"] is True
+    from pte_cli.datasets import BUILTIN_CACHE_WINDOW
+
+    # the built-in data gets a window its worked answers outgrow, not the prompt-long dynamic one
+    assert cfg["eviction"]["name"] == "lru-prompt-keep"
+    assert cfg["eviction"]["options"] == {"cache_window": BUILTIN_CACHE_WINDOW, "evict_ratio": 0.25, "dynamic_window": False}
     assert cfg["encoder"]["name"] == "progressive"
     assert [(r["name"], r["weight"]) for r in cfg["rewards"]] == [("math", 1.0)]
     assert cfg["train"]["group_size"] == 8 and cfg["num_problems"] == 256 and cfg["num_eval_problems"] == 128
@@ -151,4 +158,10 @@ def test_train_dry_run_resolves_defaults():
                                    "--reward", "format:0.1"])
     cfg = json.loads(res.stdout)
     assert cfg["eviction"]["options"] == {"cache_window": 96, "evict_ratio": 0.25, "dynamic_window": False}
+    # a user's data with no window: the paper's dynamic window (the built-in budget would not fit its prompts)
+    res = CliRunner().invoke(cli, ["train", "--dry-run", "--data", str(EXAMPLES / "arithmetic.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["eviction"]["options"]["dynamic_window"] is True
+    res = CliRunner().invoke(cli, ["train", "--dry-run", "--dynamic-window"])  # asked for: kept, built-in data or not
+    assert json.loads(res.stdout)["eviction"]["options"]["dynamic_window"] is True
     assert (cfg["rewards"][1]["name"], cfg["rewards"][1]["weight"]) == ("format", 0.1)

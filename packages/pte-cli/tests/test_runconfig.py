@@ -148,12 +148,13 @@ def test_dry_run_says_why_there_is_no_estimate(tmp_path):
 
 
 @pytest.mark.parametrize("args,capacity", [
-    # never more than the prompt and every new token (48 by default)
-    (("--max-new-tokens", "200"), lambda p: 2 * p),  # lru-prompt-keep, dynamic: prompt + a window as long
+    # never more than the prompt and every new token (96 by default)
+    (("--max-new-tokens", "200", "--dynamic-window"), lambda p: 2 * p),  # lru-prompt-keep: prompt + a window as long
     (("--max-new-tokens", "2000", "--cache-window", "500"), lambda p: 500),
-    (("--max-new-tokens", "2000", "--eviction", "streaming-llm"), lambda p: p + 4),  # 4 sinks + the prompt
-    (("--eviction", "full"), lambda p: p + 48),
-    ((), lambda p: p + 48),  # the default job: its window is never filled
+    (("--max-new-tokens", "2000", "--eviction", "streaming-llm", "--dynamic-window"), lambda p: p + 4),  # 4 sinks + the prompt
+    (("--eviction", "full"), lambda p: p + 96),
+    ((), lambda p: 78),  # the default job: the built-in data's fixed budget, which its answers outgrow
+    (("--max-new-tokens", "8"), lambda p: p + 8),  # ... unless they are shorter
 ])
 def test_memory_estimate_cache_capacity_follows_the_policy(args, capacity):
     root = Path(__file__).resolve().parents[3]

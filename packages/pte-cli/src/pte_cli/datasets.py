@@ -7,18 +7,33 @@ import random
 
 import click
 
-INSTRUCTION = "Put the final answer in \\boxed{}."
+# What the prompt asks after the question. "worked" (the default job's): the untrained model
+# writes its steps, 40-90 tokens, so a window of ~25 generated tokens (BUILTIN_CACHE_WINDOW)
+# evicts several times per answer. "brief": one line, ~10-20 tokens, that fits any window.
+INSTRUCTIONS = {
+    "worked": "Explain your steps. Put the final answer in \\boxed{}.",
+    "brief": "Put the final answer in \\boxed{}.",
+}
 HELDOUT_SEED = 1_000_003  # the default job's held-out problems; training uses --seed (0)
+# The default job's cache budget (prompt included) when no window is given: its prompts are
+# 52-54 tokens, which keeps 24-26 generated tokens in view, so every event evicts 6-7 tokens and
+# a worked answer meets several events. The paper's dynamic window (the prompt's length, ~53)
+# would hold most answers whole and the thought state would never update.
+BUILTIN_CACHE_WINDOW = 78
 
 
-def arithmetic(n: int, seed: int = 0, max_operand: int = 20, max_terms: int = 2, operators: str = "+-*") -> list[dict]:
-    """Integer problems with 2 to ``max_terms`` operands in [1, max_operand], e.g. 'What is 12 * 7?'.
+def arithmetic(n: int, seed: int = 0, max_operand: int = 20, max_terms: int = 2, operators: str = "+-*",
+               style: str = "worked") -> list[dict]:
+    """Integer problems with 2 to ``max_terms`` operands in [1, max_operand], e.g. 'What is 12 * 7?'
+    followed by ``INSTRUCTIONS[style]``.
 
     With ``max_terms=3`` two operands come twice as often as three. The answer uses the usual
-    precedence. Defaults (two operands up to 20) are the default training job's data: the untrained
-    model gets about a third right, so most groups of 8 have reward spread, and 1,200 possible
-    problems leave room for a held-out split (three operands: ~5% right, groups all wrong).
+    precedence. Defaults (two operands up to 20, worked answers) are the default training job's
+    data: the untrained model gets about a fifth right (full cache; brief answers: a third), so
+    groups of 8 have reward spread, and 1,200 possible problems leave room for a held-out split
+    (three operands: ~5% right, groups all wrong).
     """
+    instruction = INSTRUCTIONS[style]
     rng = random.Random(seed)
     rows = []
     for i in range(n):
@@ -28,7 +43,7 @@ def arithmetic(n: int, seed: int = 0, max_operand: int = 20, max_terms: int = 2,
         value = _evaluate(terms, ops)
         rows.append({
             "id": f"arithmetic-{seed}-{i}",
-            "prompt": f"What is {expr}? {INSTRUCTION}",
+            "prompt": f"What is {expr}? {instruction}",
             "answer": str(value),
             "source": "arithmetic",
         })
@@ -73,14 +88,17 @@ def data():
 @click.option("--max-terms", type=click.IntRange(2, 3), default=2, show_default=True,
               help="2: only 'a op b'; 3: also 'a op b op c' (a third of the rows).")
 @click.option("--operators", default="+-*", show_default=True, help="Operators to draw from (any of + - *).")
-def data_arithmetic(n, seed, max_operand, max_terms, operators):
+@click.option("--style", type=click.Choice(list(INSTRUCTIONS)), default="worked", show_default=True,
+              help="worked: 'Explain your steps.' (answers of 40-90 tokens that outgrow the default job's "
+                   "window); brief: only the boxed-answer instruction (answers of 10-20 tokens).")
+def data_arithmetic(n, seed, max_operand, max_terms, operators, style):
     """Synthetic arithmetic problems with a boxed-answer instruction, JSONL to stdout.
 
     The defaults are the default `pte train` job's training data (with --seed 0).
     """
     if not operators or set(operators) - set("+-*"):
         raise click.BadParameter(f"{operators!r}: use one or more of + - *", param_hint="--operators")
-    for row in arithmetic(n, seed, max_operand, max_terms, operators):
+    for row in arithmetic(n, seed, max_operand, max_terms, operators, style):
         click.echo(json.dumps(row))
 
 

@@ -21,6 +21,7 @@ from pte_rl.backends import DEFAULT_MODEL
 from pte_rl.config import DataConfig, PluginChoice, RewardChoice, RunConfig
 
 from .build import choice_of, load_model, require_fits, template_sha256
+from .datasets import BUILTIN_CACHE_WINDOW
 from .options import (
     DEFAULT_REWARDS,
     cache_options,
@@ -47,7 +48,8 @@ DEFAULT_EVAL = "128 built-in arithmetic problems from another seed, none of them
 @cache_options
 @click.option("--dynamic-window/--no-dynamic-window", default=None,
               help="Generated-token window = longest prompt of the batch, fixed at prefill (the paper's setting). "
-                   "[default: on, off when --cache-window is given]")
+                   "[default: on, off when --cache-window is given; with the built-in data and neither flag: "
+                   f"--cache-window {BUILTIN_CACHE_WINDOW}, so its worked answers outgrow the window]")
 @reward_option
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="Data file (.jsonl, .json, .csv, .parquet) or a saved datasets folder with a prompt and an "
@@ -112,10 +114,10 @@ DEFAULT_EVAL = "128 built-in arithmetic problems from another seed, none of them
 def train(**kw):
     """Train the adapter with cache-aware GRPO (the main job).
 
-    With no options: SmolLM2-135M-Instruct, built-in arithmetic data, lru-prompt-keep cache,
-    progressive thought encoder, math reward, 10 steps of 4 prompts x 8 completions; reports
-    greedy accuracy on 128 held-out problems before and after, under the training cache and the
-    full cache.
+    With no options: SmolLM2-135M-Instruct, built-in arithmetic data (worked answers),
+    lru-prompt-keep cache that holds the prompt and the newest ~25 generated tokens, progressive
+    thought encoder, math reward, 10 steps of 4 prompts x 8 completions; reports greedy accuracy on
+    128 held-out problems before and after, under the training cache and the full cache.
     """
     run = build_run(kw)  # every user mistake is reported here, once, before torchrun starts
     if kw["nnodes"] > 1 and not kw["rdzv_endpoint"]:
@@ -145,7 +147,9 @@ def build_run(kw: dict) -> RunConfig:
 
         raise click.UsageError(FP16_TRAINING)
     dynamic = kw["dynamic_window"]
-    if dynamic is None:
+    if dynamic is None and kw["cache_window"] is None and kw["data_path"] is None:
+        kw["cache_window"], dynamic = BUILTIN_CACHE_WINDOW, False  # the built-in task's budget (see there)
+    elif dynamic is None:
         dynamic = kw["cache_window"] is None
     choices = validate_common(kw["backend"], kw["model"], kw["device"], kw["dtype"], kw["plugin_opts"],
                               kw["eviction"], kw["cache_window"], kw["evict_ratio"], kw["sink_tokens"],

@@ -23,7 +23,7 @@ class TrainConfig(BaseModel):
     max_steps: int = Field(10, gt=0, description="Optimizer steps.")
     prompts_per_step: int = Field(4, gt=0, description="Prompts per optimizer step on each rank.")
     group_size: int = Field(8, ge=2, description="Completions per prompt (TRL: num_generations).")
-    max_new_tokens: int = Field(48, gt=0, description="Longest completion, in tokens.")
+    max_new_tokens: int = Field(96, gt=0, description="Longest completion, in tokens.")
     temperature: float = Field(0.7, gt=0, description="Sampling temperature of the rollouts.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of the rollouts (1: off).")
     learning_rate: float = Field(5e-4, gt=0, description="AdamW learning rate of the adapter and encoder.")
