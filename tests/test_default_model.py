@@ -111,3 +111,37 @@ def _detach(model, pte):
     for name, m in pte.lora.modules.items():
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, m.base)
+
+
+def test_default_job_cache_binds_on_its_own_data(smollm2):
+    """`pte train` with no options must exercise the thought state: under the cache it resolves
+    and its built-in prompts, the untrained model's greedy answers (as long as the job lets them
+    be) meet >= 2 eviction events on average, each evicting >= 4 tokens (the issue's bar), and
+    every event updates the state. With the dynamic window, brief prompts and 48 new tokens (the
+    default until 2026-12-05) no answer evicted at all."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pte_cli.build import choice_of
+    from pte_cli.cli import cli
+    from pte_cli.train import load_data
+    from pte_rl.config import DataConfig, PluginChoice
+
+    res = CliRunner().invoke(cli, ["train", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    run = json.loads(res.stdout)
+    policy = choice_of("eviction", PluginChoice(**run["eviction"])).build()
+    problems = load_data(DataConfig())[0][:8]
+    model, tok = smollm2
+    pte = PTEModel(model, ProgressiveEncoder())
+    try:
+        prompts = [chat_prompt(tok, p.prompt) for p in problems]
+        cfg = SamplingConfig(max_new_tokens=run["train"]["max_new_tokens"], temperature=0)
+        out = sample(pte, prompts, policy, cfg, eos_ids(model, tok), pad_id=tok.pad_token_id)
+        events = sum(c.num_evictions for c in out)
+        assert events / len(out) >= 2, [len(c.token_ids) for c in out]
+        assert min(len(pos) for c in out for _, pos in c.schedule) >= 4
+        assert all(c.num_state_updates == c.num_evictions for c in out)
+    finally:
+        _detach(model, pte)

@@ -146,14 +146,13 @@ def build_run(kw: dict) -> RunConfig:
         from pte_rl.backends import FP16_TRAINING
 
         raise click.UsageError(FP16_TRAINING)
-    dynamic = kw["dynamic_window"]
-    if dynamic is None and kw["cache_window"] is None and kw["data_path"] is None:
-        kw["cache_window"], dynamic = BUILTIN_CACHE_WINDOW, False  # the built-in task's budget (see there)
+    window, dynamic = kw["cache_window"], kw["dynamic_window"]
+    if dynamic is None and window is None and kw["data_path"] is None:
+        window, dynamic = BUILTIN_CACHE_WINDOW, False  # the built-in task's budget (see there)
     elif dynamic is None:
-        dynamic = kw["cache_window"] is None
+        dynamic = window is None
     choices = validate_common(kw["backend"], kw["model"], kw["device"], kw["dtype"], kw["plugin_opts"],
-                              kw["eviction"], kw["cache_window"], kw["evict_ratio"], kw["sink_tokens"],
-                              kw["encoder"], dynamic)
+                              kw["eviction"], window, kw["evict_ratio"], kw["sink_tokens"], kw["encoder"], dynamic)
     rewards = [RewardChoice(name=name, weight=weight, options=config.model_dump() if config is not None else {})
                for name, _, config, weight in reward_configs(kw["rewards"] or DEFAULT_REWARDS, choices["extra"])]
     fields = {k: kw[k] for k in TrainConfig.model_fields if k in kw}
