@@ -8,12 +8,13 @@ import random
 import click
 
 # What the prompt asks after the question. "worked" (the default job's): the untrained model
-# writes its steps, 40-90 tokens, so a window of ~25 generated tokens (BUILTIN_CACHE_WINDOW)
-# evicts several times per answer. "brief": one line, ~10-20 tokens, that fits any window.
+# writes its steps, median ~55 tokens, so a window of ~25 generated tokens (BUILTIN_CACHE_WINDOW)
+# evicts several times per answer. "brief": mostly one line, median ~18 tokens.
 INSTRUCTIONS = {
     "worked": "Explain your steps. Put the final answer in \\boxed{}.",
     "brief": "Put the final answer in \\boxed{}.",
 }
+DEFAULT_STYLE = "worked"
 HELDOUT_SEED = 1_000_003  # the default job's held-out problems; training uses --seed (0)
 # The default job's cache budget (prompt included) when no window is given: its prompts are
 # 52-54 tokens, which keeps 24-26 generated tokens in view, so every event evicts 6-7 tokens and
@@ -23,7 +24,7 @@ BUILTIN_CACHE_WINDOW = 78
 
 
 def arithmetic(n: int, seed: int = 0, max_operand: int = 20, max_terms: int = 2, operators: str = "+-*",
-               style: str = "worked") -> list[dict]:
+               style: str = DEFAULT_STYLE) -> list[dict]:
     """Integer problems with 2 to ``max_terms`` operands in [1, max_operand], e.g. 'What is 12 * 7?'
     followed by ``INSTRUCTIONS[style]``.
 
@@ -88,9 +89,9 @@ def data():
 @click.option("--max-terms", type=click.IntRange(2, 3), default=2, show_default=True,
               help="2: only 'a op b'; 3: also 'a op b op c' (a third of the rows).")
 @click.option("--operators", default="+-*", show_default=True, help="Operators to draw from (any of + - *).")
-@click.option("--style", type=click.Choice(list(INSTRUCTIONS)), default="worked", show_default=True,
-              help="worked: 'Explain your steps.' (answers of 40-90 tokens that outgrow the default job's "
-                   "window); brief: only the boxed-answer instruction (answers of 10-20 tokens).")
+@click.option("--style", type=click.Choice(list(INSTRUCTIONS)), default=DEFAULT_STYLE, show_default=True,
+              help="worked: 'Explain your steps.' (untrained answers of ~55 tokens, which outgrow the default "
+                   "job's window); brief: only the boxed-answer instruction (~18 tokens).")
 def data_arithmetic(n, seed, max_operand, max_terms, operators, style):
     """Synthetic arithmetic problems with a boxed-answer instruction, JSONL to stdout.
 
