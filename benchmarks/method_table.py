@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine  # noqa: E402
 
+from pte_cli.datasets import INSTRUCTIONS, arithmetic, heldout_arithmetic  # noqa: E402
 from pte_rl.stats import wilson_interval  # noqa: E402
 
 METHODS = {
@@ -121,14 +122,12 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW)
     ap.add_argument("--data-options", nargs="*", default=DEFAULT_DATA_OPTIONS,
                     help="`pte data arithmetic` options, e.g. --max-terms 3.")
-    ap.add_argument("--style", choices=("brief", "worked"), default=DEFAULT_STYLE,
+    ap.add_argument("--style", choices=list(INSTRUCTIONS), default=DEFAULT_STYLE,
                     help="`pte data arithmetic --style`: brief answers, or the default job's worked ones "
                          "(with --window 78 --max-new-tokens 96: the default job's cache and length).")
     ap.add_argument("--no-probe", action="store_true", help="Skip benchmarks/state_probe.py on the PTE adapters.")
     ap.add_argument("--out", default="runs/method-table")
     args = ap.parse_args()
-
-    from pte_cli.datasets import arithmetic, heldout_arithmetic
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
