@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -46,6 +47,27 @@ def pte(*args: str, out: str | None = None) -> str:
     return done.stdout
 
 
+def balance(path: str, seed: int, per_step: int, values: str) -> None:
+    """Reassign the numbers of a one-digit recall file so that every step of ``pte train --seed
+    seed`` (its data order: :class:`pte_rl.sampler.PromptSampler`) asks for each value equally often."""
+    from pte_rl.sampler import PromptSampler
+
+    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+    pool = sorted(set(values))
+    rng = random.Random(seed + 7)
+    steps = PromptSampler(list(range(len(rows))), per_step, seed)
+    for step in range(len(rows) // per_step):
+        block = steps.for_step(step)
+        wanted = (pool * (len(block) // len(pool) + 1))[: len(block)]
+        rng.shuffle(wanted)
+        for i, value in zip(block, wanted):
+            old = rows[i]["answer"]
+            rows[i]["prompt"] = rows[i]["prompt"].replace(f"this number: {old}.", f"this number: {value}.", 1)
+            rows[i]["answer"] = value
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -56,13 +78,23 @@ def main() -> None:
     ap.add_argument("--filler", type=int, default=1,
                     help="Filler sentences between the number and the question (pte data recall --filler): "
                     "more puts the window's prompt tokens further from the number, a weaker prefill relay.")
+    ap.add_argument("--digits", type=int, default=4, help="Digits of the number (pte data recall --digits).")
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--prompts-per-step", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--values", default="0123456789",
+                    help="Digits the number is drawn from (pte data recall --values): 38 with --digits 1 is a two-way choice.")
     ap.add_argument("--answer-form", action="store_true",
-                    help="Ask for a sentence starting 'The number was' instead of the number only: prompt tokens leave "
-                    "the cache when the first answer token is fed, so only tokens after it can use the "
-                    "state that holds them; the preamble puts the digits there.")
+                    help="pte data recall --ask sentence: 'Answer with one sentence that starts with: The number was'. "
+                    "Prompt tokens leave the cache when the first answer token is fed, so only tokens after it can "
+                    "use the state that holds them; the preamble puts the digits there.")
+    ap.add_argument("--beta", type=float, default=0.001, help="KL weight to the full-cache base model (pte train --beta).")
+    ap.add_argument("--entropy-coef", type=float, default=0.0)
+    ap.add_argument("--replay-graph", default="window", choices=["window", "chunk", "exact"])
+    ap.add_argument("--balanced", action="store_true",
+                    help="Write each seed's training file so that every step's prompts hold each value equally often "
+                    "(with --digits 1): a step that happens to ask for one value more often pushes every row towards it, "
+                    "a drift that can end in a policy that always answers one value.")
     ap.add_argument("--stream-prompt", action="store_true",
                     help="-o eviction.stream_prompt=true: the prompt is read through the window, so the kept "
                     "tokens never attended to the number (no prefill relay; only the thought state can carry it).")
@@ -70,21 +102,17 @@ def main() -> None:
     args = ap.parse_args()
 
     os.makedirs(args.output_dir, exist_ok=True)
-    train, heldout = (os.path.join(args.output_dir, f) for f in ("train.jsonl", "heldout.jsonl"))
-    filler = ("--filler", str(args.filler))
-    pte("data", "recall", "--n", "2000", "--seed", "0", *filler, out=train)
-    pte("data", "recall", "--n", "128", "--seed", "99", *filler, out=heldout)
-    if args.answer_form:
-        for path in (train, heldout):
-            rows = [json.loads(line) for line in open(path, encoding="utf-8")]
-            with open(path, "w", encoding="utf-8") as f:
-                for r in rows:
-                    r["prompt"] = r["prompt"].replace("Answer with the number only.",
-                                                      "Answer with one sentence that starts with: The number was")
-                    f.write(json.dumps(r) + "\n")
+    heldout = os.path.join(args.output_dir, "heldout.jsonl")
+    spec = ("--filler", str(args.filler), "--digits", str(args.digits), "--values", args.values,
+            "--ask", "sentence" if args.answer_form else "number")
+    pte("data", "recall", "--n", "128", "--seed", "99", *spec, out=heldout)
     new_tokens = "12" if args.answer_form else "8"
     summary = {"machine": machine(), "args": vars(args), "runs": []}
     for seed in args.seeds:
+        train = os.path.join(args.output_dir, f"train-s{seed}.jsonl" if args.balanced else "train.jsonl")
+        pte("data", "recall", "--n", "2000", "--seed", "0", *spec, out=train)
+        if args.balanced:
+            balance(train, seed, args.prompts_per_step, args.values)
         for method in args.methods:
             out = os.path.join(args.output_dir, f"{method}-s{seed}")
             pte("train", "--data", train, "--eval-data", heldout, "--eviction", "streaming-llm",
@@ -93,7 +121,8 @@ def main() -> None:
                 "--temperature", str(args.temperature),
                 "--encoder", METHODS[method], "--max-steps", str(args.steps), "--prompts-per-step", str(args.prompts_per_step),
                 "--group-size", str(args.group_size), "--learning-rate", str(args.learning_rate), "--seed", str(seed),
-                "--output-dir", out, "--no-tensorboard",
+                "--output-dir", out, "--no-tensorboard", "--replay-sub-batch-size", "16",
+                "--beta", str(args.beta), "--entropy-coef", str(args.entropy_coef), "--replay-graph", args.replay_graph,
                 *(["-o", "eviction.stream_prompt=true"] if args.stream_prompt else []))
             rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"), encoding="utf-8")]
             evals = [r for r in rows if "eval/reward" in r]

@@ -189,6 +189,19 @@ def test_recall_data_and_its_partial_credit_reward(tmp_path):
     res = CliRunner().invoke(cli, ["data", "recall", "--n", "3", "--seed", "4", "--digits", "5", "--filler", "2"])
     assert res.exit_code == 0 and [json.loads(line) for line in res.output.splitlines()] == rows[:3]
 
+    # --values draws the digits from a set (38: a two-way choice), --ask sentence puts the digits
+    # a few tokens into the answer; the default rows are the ones written before these options
+    two = recall(200, seed=4, digits=1, values="83", ask="sentence")
+    assert {r["answer"] for r in two} == {"3", "8"} and 60 < sum(r["answer"] == "3" for r in two) < 140
+    assert all(r["prompt"].endswith("starts with: The number was") for r in two)
+    # the numbers the earlier recall runs trained on (written before --values existed)
+    assert [r["answer"] for r in recall(3, seed=0)] == ["6604", "8764", "7593"]
+    res = CliRunner().invoke(cli, ["data", "recall", "--n", "2", "--digits", "1", "--values", "38", "--ask", "sentence"])
+    assert res.exit_code == 0 and [json.loads(line) for line in res.output.splitlines()] == \
+        recall(2, seed=0, digits=1, values="38", ask="sentence")
+    res = CliRunner().invoke(cli, ["data", "recall", "--values", "3x"])
+    assert res.exit_code == 2 and "--values" in res.output and "digits only" in res.output
+
     src = tmp_path / "rows.jsonl"
     src.write_text("".join(json.dumps({"completion": c, "answer": "6639"}) + "\n" for c in
                            ["6639", "The number is 6631.", "9366", "no digits", "66"]))

@@ -369,7 +369,8 @@ def test_completions_log_checkpoint_pruning_and_warnings(tmp_path, capsys):
 
 
 def test_warning_when_every_group_is_flat(tmp_path, capsys):
-    trainer = make_trainer(tmp_path, max_steps=3, max_new_tokens=2)
+    """beta 0: a step whose every group is flat has no gradient at all and is skipped."""
+    trainer = make_trainer(tmp_path, max_steps=3, max_new_tokens=2, beta=0.0)
     trainer.reward = WeightedSum([("zero", ConstantReward(), 1.0)])
     trainer.train()
     out = capsys.readouterr().out
@@ -380,6 +381,26 @@ def test_warning_when_every_group_is_flat(tmp_path, capsys):
     replayed = {"kl", "entropy", "loss", "grad_norm", "logprob_mismatch", "clip_ratio/low_mean"}
     assert all(not replayed & set(m) and m["reward"] == 0.0 for m in steps)
     assert "hit --max-new-tokens (2)" in out
+
+
+@pytest.mark.parametrize("extra", [{"beta": 0.1}, {"beta": 0.0, "entropy_coef": 0.01}])
+def test_flat_step_still_trains_on_its_kl_or_entropy_term(tmp_path, extra):
+    """Every group flat, but the loss has a KL (or entropy) term: the step is not skipped, every
+    row is replayed and the adapter and encoder move (as in TRL, where zero advantages leave the
+    KL term acting). Skipping it dropped the pull towards the full-cache reference exactly when
+    the reward says nothing."""
+    # 24 new tokens under a 14-token cache: the policy evicts, the full-cache reference does not,
+    # so the two differ from the first step (with nothing evicted the KL gradient is exactly 0)
+    trainer = make_trainer(tmp_path, max_steps=2, **extra)
+    trainer.reward = WeightedSum([("zero", ConstantReward(), 1.0)])
+    lora = {n: p.detach().clone() for n, p in trainer.pte.model.named_parameters() if "lora_" in n}
+    encoder = {n: p.detach().clone() for n, p in trainer.pte.encoder.named_parameters()}
+    trainer.train()
+    steps = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == 2 and all(m["skipped_step"] == 0 and m["frac_reward_zero_std"] == 1.0 for m in steps)
+    assert all(m["grad_norm"] > 0 and m["groups_not_replayed"] == 0 for m in steps)
+    assert lora and any(not torch.equal(p, lora[n]) for n, p in trainer.pte.model.named_parameters() if "lora_" in n)
+    assert any(not torch.equal(p, encoder[n]) for n, p in trainer.pte.encoder.named_parameters())
 
 
 def test_idle_thought_state_is_reported_once_with_the_numbers(tmp_path, capsys):

@@ -107,19 +107,34 @@ RECALL_FILLER = ("Now I will talk about something else for a while. "
                  "The weather is mild today and the river runs slowly past the old mill near the town.")
 
 
-def recall(n: int, seed: int = 0, digits: int = 4, filler: int = 1) -> list[dict]:
+RECALL_QUESTIONS = {
+    "number": "Answer with the number only.",
+    # the digits come a few tokens into the answer: prompt tokens leave the cache when the first
+    # generated token is fed, so only tokens after it can use a state that holds them
+    "sentence": "Answer with one sentence that starts with: The number was",
+}
+
+
+def recall(n: int, seed: int = 0, digits: int = 4, filler: int = 1, values: str = "0123456789",
+           ask: str = "number") -> list[dict]:
     """'Remember this number: 6639. <filler> What was the number?' with a random ``digits``-digit
-    number: a task whose answer is in evicted tokens once the cache drops the start of the prompt
-    (``--eviction streaming-llm`` with a budget shorter than the prompt). The untrained default
-    model answers it every time with the full cache and never once the number is evicted."""
+    number whose digits are drawn from ``values``: a task whose answer is in evicted tokens once
+    the cache drops the start of the prompt (``--eviction streaming-llm`` with a budget shorter
+    than the prompt). The untrained default model answers it every time with the full cache and
+    never once the number is evicted."""
+    if not values or not values.isdigit():
+        raise ValueError(f"values {values!r}: give the digits to draw from, e.g. 38 or 0123456789")
+    if ask not in RECALL_QUESTIONS:
+        raise ValueError(f"ask {ask!r}: use one of {', '.join(RECALL_QUESTIONS)}")
     rng = random.Random(seed)
     text = " ".join([RECALL_FILLER] * filler)
+    pool = sorted(set(values))
     rows = []
     for i in range(n):
-        code = "".join(str(rng.randint(0, 9)) for _ in range(digits))
+        code = "".join(rng.choice(pool) for _ in range(digits))
         rows.append({
             "id": f"recall-{seed}-{i}",
-            "prompt": f"Remember this number: {code}. {text} What was the number? Answer with the number only.",
+            "prompt": f"Remember this number: {code}. {text} What was the number? {RECALL_QUESTIONS[ask]}",
             "answer": code,
             "source": "recall",
         })
@@ -132,12 +147,19 @@ def recall(n: int, seed: int = 0, digits: int = 4, filler: int = 1) -> list[dict
 @click.option("--digits", type=click.IntRange(1, 12), default=4, show_default=True, help="Digits of the number to recall.")
 @click.option("--filler", type=click.IntRange(0, 50), default=1, show_default=True,
               help="Copies of the filler sentence (about 30 tokens each) between the number and the question.")
-def data_recall(n, seed, digits, filler):
+@click.option("--values", default="0123456789", show_default=True,
+              help="Digits to draw from: 38 makes a two-way choice (a guess is right half the time).")
+@click.option("--ask", type=click.Choice(list(RECALL_QUESTIONS)), default="number", show_default=True,
+              help="number: 'Answer with the number only.'; sentence: 'Answer with one sentence that starts with: "
+              "The number was' (the digits come after the first answer tokens).")
+def data_recall(n, seed, digits, filler, values, ask):
     """Recall a number from the start of the prompt, JSONL to stdout.
 
     Under a cache that evicts prompt tokens (streaming-llm) the number leaves before the answer,
     so only the thought state can bring it back. Score with partial credit per digit:
     --reward examples/recall_reward.py:digits (whole number right = 1).
     """
-    for row in recall(n, seed, digits, filler):
+    if not values.isdigit():
+        raise click.BadParameter(f"{values!r}: give digits only, e.g. 38", param_hint="--values")
+    for row in recall(n, seed, digits, filler, values, ask):
         click.echo(json.dumps(row))

@@ -99,8 +99,8 @@ class Trajectory:
     sampled_lp: torch.Tensor  # [N, width]
     old_lp: torch.Tensor  # [N, width], the first replay's log-probs
     ref_lp: torch.Tensor | None = None  # [N, width] full-cache base model (None: beta = 0)
-    # [N] rows the replay runs (None: all). With beta = 0 a group without reward spread has zero
-    # advantage and no KL term: no gradient at all, so its rows are not replayed
+    # [N] rows the replay runs (None: all). With beta = 0 and no entropy bonus a group without
+    # reward spread has zero advantage and nothing else in its loss, so its rows are not replayed
     replayed: torch.Tensor | None = None
     stats: StepStats = field(default_factory=StepStats)
 

@@ -64,7 +64,7 @@ def step_metrics(batch, parts: dict, num_iterations: int, times: dict, *, skippe
         "peak_memory_mb": peak_memory_mb(device),
         "dtype": str(dtype).removeprefix("torch."),  # the frozen base's (adapters are fp32)
         "reward_failures": count_failures(parts),
-        # groups without reward spread that were not replayed (beta 0: they carry no gradient)
+        # groups without reward spread that were not replayed (beta 0, no entropy bonus: no gradient)
         "groups_not_replayed": int(batch.zero_std.sum()) if not skipped and not bool(replayed.all()) else 0,
         **measured,
     }

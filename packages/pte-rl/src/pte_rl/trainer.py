@@ -179,9 +179,12 @@ class Trainer:
         times["reference"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        # every group flat on every rank: no policy gradient, only the KL term would move the
-        # adapter, so the step is skipped (counted in `skipped_step`) instead of spending a replay
-        flat = self.dist.all_sum([float(bool(batch.zero_std.all()))], self.device)[0] == self.dist.world
+        # every group flat on every rank and no KL or entropy term: no gradient at all, so the step
+        # is skipped (counted in `skipped_step`) instead of spending a replay. With beta > 0 it
+        # trains: the KL to the full-cache reference still pulls (as in TRL), and under a bounded
+        # cache that pull can carry what the reference sees and the policy does not.
+        flat = not self._flat_groups_train and \
+            self.dist.all_sum([float(bool(batch.zero_std.all()))], self.device)[0] == self.dist.world
         grad_norm = torch.zeros(())
         rows = [i for i in range(len(completions)) if batch.replayed[i]]
         for iteration in range(0 if flat else c.num_iterations):
@@ -222,6 +225,11 @@ class Trainer:
         columns = {**extra_columns(rows), **rollout_columns([r.prompt for r in rows], completions)}
         return self.reward.score_parts(texts, [r.answer for r in rows], **columns)
 
+    @property
+    def _flat_groups_train(self) -> bool:
+        """Whether a group without reward spread still has a gradient (a KL or entropy term)."""
+        return self.config.beta > 0 or self.config.entropy_coef > 0
+
     def trajectory(self, completions: list[Completion], rewards: torch.Tensor) -> Trajectory:
         """Advantages and loss weights of a step's completions (weights use global counts, and
         gradients are summed over ranks: exactly the gradient of the loss over every rank's data)."""
@@ -230,7 +238,8 @@ class Trainer:
         truncated = torch.tensor([not x.finished for x in completions])
         lengths = torch.tensor([len(x.token_ids) for x in completions])
         active = ~truncated if c.mask_truncated else torch.ones(len(completions), dtype=torch.bool)
-        replayed = (~zero_std).repeat_interleave(c.group_size) if c.beta == 0 else torch.ones_like(active)
+        # a flat group (zero advantage) still has a gradient from the KL and entropy terms
+        replayed = torch.ones_like(active) if self._flat_groups_train else (~zero_std).repeat_interleave(c.group_size)
         # dapo's denominator: the tokens that carry a loss (rows not replayed carry none)
         total_tokens, total_rows = self.dist.all_sum([int((lengths * active * replayed).sum()), len(completions)],
                                                      self.device)
