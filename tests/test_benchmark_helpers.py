@@ -40,3 +40,23 @@ def test_peak_memory_reports_gpu_peaks_only_on_a_gpu():
         x = torch.ones(1 << 20)
     assert mem.peak >= mem.start > 0 and x.sum() > 0
     assert (mem.gpu() == {}) == (not torch.cuda.is_available())
+
+
+def test_balanced_recall_file_gives_every_step_each_value_equally(tmp_path):
+    """recall_rl.py --balanced: under `pte train --seed S` (PromptSampler's order) each step's
+    prompts ask for 3 and 8 equally often, and every prompt still names its own answer."""
+    from recall_rl import balance
+
+    from pte_cli.datasets import recall
+    from pte_rl.sampler import PromptSampler
+
+    path = tmp_path / "train.jsonl"
+    rows = recall(200, seed=0, digits=1, values="38", ask="sentence")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    balance(str(path), seed=2, per_step=8, values="38")
+    out = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(out) == 200 and all(r["prompt"].startswith(f"Remember this number: {r['answer']}. ") for r in out)
+    steps = PromptSampler(out, 8, 2)
+    assert all(sum(r["answer"] == "3" for r in steps.for_step(k)) == 4 for k in range(25))
+    unbalanced = PromptSampler(rows, 8, 2)  # the file as written: some step is lopsided
+    assert any(sum(r["answer"] == "3" for r in unbalanced.for_step(k)) != 4 for k in range(25))
