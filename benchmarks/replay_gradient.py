@@ -83,7 +83,7 @@ def main() -> None:
         return round(float(a @ b / (a.norm() * b.norm()).clamp(min=1e-30)), 4)
 
     exact, t_exact, m_exact = grad("exact")
-    out = {"machine": machine(), "tokens": args.tokens, "rows": args.rows, "window": args.window or "dynamic",
+    out = {"machine": machine(), "tokens": args.tokens, "rows": args.rows, "cache_window": args.window or "dynamic",
            "evictions_per_completion": sum(c.num_evictions for c in comps) / len(comps),
            "adapter": args.adapter or "random A ~ N(0, 0.01)",
            "exact": {"seconds": round(t_exact, 2), **m_exact}}
