@@ -181,8 +181,8 @@ class Trainer:
         t = time.perf_counter()
         # every group flat on every rank and no KL or entropy term: no gradient at all, so the step
         # is skipped (counted in `skipped_step`) instead of spending a replay. With beta > 0 it
-        # trains: the KL to the full-cache reference still pulls (as in TRL), and under a bounded
-        # cache that pull can carry what the reference sees and the policy does not.
+        # trains: the KL to the full-cache reference still pulls when the reward says nothing
+        # (as in TRL), and the policy under the bounded cache differs from that reference.
         flat = not self._flat_groups_train and \
             self.dist.all_sum([float(bool(batch.zero_std.all()))], self.device)[0] == self.dist.world
         grad_norm = torch.zeros(())
