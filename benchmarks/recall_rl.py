@@ -48,8 +48,9 @@ def pte(*args: str, out: str | None = None) -> str:
 
 
 def balance(path: str, seed: int, per_step: int, values: str) -> None:
-    """Reassign the numbers of a one-digit recall file so that every step of ``pte train --seed
-    seed`` (its data order: :class:`pte_rl.sampler.PromptSampler`) asks for each value equally often."""
+    """Reassign the numbers of a one-digit recall file so that every step of the first pass of
+    ``pte train --seed seed`` on one process (its data order: :class:`pte_rl.sampler.PromptSampler`)
+    asks for each value equally often (``per_step`` a multiple of the number of values)."""
     from pte_rl.sampler import PromptSampler
 
     rows = [json.loads(line) for line in open(path, encoding="utf-8")]
@@ -99,14 +100,17 @@ def main() -> None:
                     help="-o eviction.stream_prompt=true: the prompt is read through the window, so the kept "
                     "tokens never attended to the number (no prefill relay; only the thought state can carry it).")
     ap.add_argument("--output-dir", default="runs/recall-rl")
+    ap.add_argument("--max-new-tokens", type=int, default=None, help="[default: 12 with --answer-form, else 8]")
     args = ap.parse_args()
+    if args.balanced and (args.digits != 1 or args.prompts_per_step % len(set(args.values))):
+        ap.error("--balanced needs --digits 1 and --prompts-per-step a multiple of the number of --values")
 
     os.makedirs(args.output_dir, exist_ok=True)
     heldout = os.path.join(args.output_dir, "heldout.jsonl")
     spec = ("--filler", str(args.filler), "--digits", str(args.digits), "--values", args.values,
             "--ask", "sentence" if args.answer_form else "number")
     pte("data", "recall", "--n", "128", "--seed", "99", *spec, out=heldout)
-    new_tokens = "12" if args.answer_form else "8"
+    new_tokens = str(args.max_new_tokens or (12 if args.answer_form else 8))
     summary = {"machine": machine(), "args": vars(args), "runs": []}
     for seed in args.seeds:
         train = os.path.join(args.output_dir, f"train-s{seed}.jsonl" if args.balanced else "train.jsonl")

@@ -120,7 +120,8 @@ def test_export_merge_equals_adapter_and_refuses_a_thought_state(tiny_model_dir,
     run_pte(*_train_args(tiny_model_dir, tmp_path / "lora", 1, "--encoder", "none", "--eviction", "full"))
     trained = tmp_path / "lora" / "checkpoints" / "step-000001" / "adapter"
     assert (trained / "adapter_config.json").is_file()  # a plain LoRA: PEFT-loadable as it is
-    # one step on a random model may be all-flat (skipped): give the adapter weights that matter
+    # one step on a random model may be all-flat (it then trains on the KL term alone and barely
+    # moves): give the adapter weights that matter
     pte = PTEModel(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), IdentityEncoder(IdentityConfig()))
     load_adapter(trained, pte.lora, pte.encoder)
     torch.manual_seed(3)

@@ -199,8 +199,9 @@ def test_recall_data_and_its_partial_credit_reward(tmp_path):
     res = CliRunner().invoke(cli, ["data", "recall", "--n", "2", "--digits", "1", "--values", "38", "--ask", "sentence"])
     assert res.exit_code == 0 and [json.loads(line) for line in res.output.splitlines()] == \
         recall(2, seed=0, digits=1, values="38", ask="sentence")
-    res = CliRunner().invoke(cli, ["data", "recall", "--values", "3x"])
-    assert res.exit_code == 2 and "--values" in res.output and "digits only" in res.output
+    for bad in ("3x", "\u00b23", ""):  # a letter, a superscript two (str.isdigit() says yes), nothing
+        res = CliRunner().invoke(cli, ["data", "recall", "--values", bad])
+        assert res.exit_code == 2 and "--values" in res.output and "digits only" in res.output, (bad, res.output)
 
     src = tmp_path / "rows.jsonl"
     src.write_text("".join(json.dumps({"completion": c, "answer": "6639"}) + "\n" for c in
