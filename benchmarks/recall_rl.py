@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -110,16 +111,19 @@ def main() -> None:
     spec = ("--filler", str(args.filler), "--digits", str(args.digits), "--values", args.values,
             "--ask", "sentence" if args.answer_form else "number")
     pte("data", "recall", "--n", "128", "--seed", "99", *spec, out=heldout)
+    train = os.path.join(args.output_dir, "train.jsonl")
+    pte("data", "recall", "--n", "2000", "--seed", "0", *spec, out=train)
     new_tokens = str(args.max_new_tokens or (12 if args.answer_form else 8))
     summary = {"machine": machine(), "args": vars(args), "runs": []}
     for seed in args.seeds:
-        train = os.path.join(args.output_dir, f"train-s{seed}.jsonl" if args.balanced else "train.jsonl")
-        pte("data", "recall", "--n", "2000", "--seed", "0", *spec, out=train)
-        if args.balanced:
-            balance(train, seed, args.prompts_per_step, args.values)
+        data = train
+        if args.balanced:  # this seed's data order decides which rows share a step
+            data = os.path.join(args.output_dir, f"train-s{seed}.jsonl")
+            shutil.copyfile(train, data)
+            balance(data, seed, args.prompts_per_step, args.values)
         for method in args.methods:
             out = os.path.join(args.output_dir, f"{method}-s{seed}")
-            pte("train", "--data", train, "--eval-data", heldout, "--eviction", "streaming-llm",
+            pte("train", "--data", data, "--eval-data", heldout, "--eviction", "streaming-llm",
                 "--cache-window", str(args.cache_window), "--sink-tokens", "4",
                 "--reward", "examples/recall_reward.py:digits", "--max-new-tokens", new_tokens,
                 "--temperature", str(args.temperature),

@@ -123,7 +123,7 @@ def recall(n: int, seed: int = 0, digits: int = 4, filler: int = 1, values: str 
     than the prompt). The untrained default model answers it every time with the full cache and
     never once the number is evicted."""
     if not values or not set(values) <= set("0123456789"):
-        raise ValueError(f"values {values!r}: give the digits to draw from, e.g. 38 or 0123456789")
+        raise ValueError(f"{values!r}: give digits only, e.g. 38 or 0123456789")
     if ask not in RECALL_QUESTIONS:
         raise ValueError(f"ask {ask!r}: use one of {', '.join(RECALL_QUESTIONS)}")
     rng = random.Random(seed)
@@ -159,7 +159,9 @@ def data_recall(n, seed, digits, filler, values, ask):
     so only the thought state can bring it back. Score with partial credit per digit:
     --reward examples/recall_reward.py:digits (whole number right = 1).
     """
-    if not values or not set(values) <= set("0123456789"):
-        raise click.BadParameter(f"{values!r}: give digits only, e.g. 38", param_hint="--values")
-    for row in recall(n, seed, digits, filler, values, ask):
+    try:
+        rows = recall(n, seed, digits, filler, values, ask)
+    except ValueError as e:  # --ask is a click.Choice, so only --values can be wrong here
+        raise click.BadParameter(str(e), param_hint="--values") from None
+    for row in rows:
         click.echo(json.dumps(row))
