@@ -28,13 +28,15 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-METHODS = {"PTE": "progressive", "Global-Only": "global-only", "LoRA_c": "none"}
+METHODS = {"PTE": ["--encoder", "progressive"], "Global-Only": ["--encoder", "global-only"],
+           "#Global-0": ["--encoder", "progressive", "-o", "encoder.init=zero"], "LoRA_c": ["--encoder", "none"]}
 
 
 def pte(*args: str, out: str | None = None) -> str:
@@ -46,6 +48,67 @@ def pte(*args: str, out: str | None = None) -> str:
         with open(out, "w", encoding="utf-8") as f:
             f.write(done.stdout)
     return done.stdout
+
+
+def warm_start(train_args: list[str], data: str, steps: int, lr: float, batch: int, seed: int, out: str) -> dict:
+    """Supervised warm start on the task's own format, under the run's own cache: ``steps`` steps of
+    cross-entropy on "The number was D." + EOS (teacher-forced, every completion token), through
+    the same replay and gradient mode GRPO uses; the adapter is saved to ``out`` for ``pte train
+    --init-adapter``. ``train_args``: the ``pte train`` options of the GRPO stage, so both stages
+    share one run config (model, cache, encoder, LoRA). Returns the loss curve's first and last 5."""
+    import torch
+
+    from pte_cli.build import choice_of, load_model
+    from pte_cli.train import build_run, train
+    from pte_lora import AdapterManifest, save_adapter
+    from pte_rl import Completion, chat_prompt, eos_ids, replay_logprobs
+    from pte_rl.rollout import left_pad
+
+    with train.make_context("train", list(train_args)) as ctx:
+        run = build_run(ctx.params)
+    backend, eviction, encoder = (choice_of(k, getattr(run, k)) for k in ("backend", "eviction", "encoder"))
+    torch.manual_seed(seed)
+    pte, tok = load_model(backend, encoder, lora=run.lora)
+    eos = tok.eos_token_id if tok.eos_token_id in eos_ids(pte.model, tok) else eos_ids(pte.model, tok)[0]
+    rows = [json.loads(line) for line in open(data, encoding="utf-8")]
+    order = random.Random(seed).sample(range(len(rows)), len(rows))
+    params = pte.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    curve, t0 = [], time.perf_counter()
+    for step in range(steps):
+        picked = [rows[order[(step * batch + i) % len(rows)]] for i in range(batch)]
+        prompts = [chat_prompt(tok, r["prompt"], run.system) for r in picked]
+        answers = [tok.encode(f"The number was {r['answer']}.", add_special_tokens=False) + [eos] for r in picked]
+        comps = [Completion(p, a, finished=True) for p, a in zip(prompts, answers)]
+        with torch.no_grad():  # the eviction schedule of these tokens under the run's cache
+            state = pte.new_state(batch)
+            cache = pte.new_cache(eviction.build(), state)
+            ids, real = left_pad(prompts, 0, pte.device)
+            pte.forward(ids, real, cache, state)
+            feed = left_pad([a[:-1] for a in answers], 0, pte.device)[0]
+            one = torch.ones(batch, 1, dtype=torch.bool, device=pte.device)
+            for j in range(feed.shape[1]):
+                seen = len(cache.events)
+                pte.forward(feed[:, j : j + 1], one, cache, state, dense=True)
+                for event in cache.events[seen:]:
+                    for b in event.rows():
+                        comps[int(b)].schedule.append((event.step, event.positions_of(b)))
+        for c in comps:
+            c.prompt_band = cache.prompt_band
+        total = float(sum(len(a) for a in answers))
+        opt.zero_grad(set_to_none=True)
+        lp, _ = replay_logprobs(pte, comps, 1.0, on_chunk=lambda lp, mask, cols, total=total: -(lp * mask).sum() / total,
+                                graph=run.train.replay_graph)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        curve.append(round(float(-lp.sum() / total), 4))
+        print(f"warm start {out}: step {step} loss {curve[-1]:.3f} ({time.perf_counter() - t0:.0f} s)",
+              file=sys.stderr, flush=True)
+    manifest = AdapterManifest(pte_version="warm-start", base_model=backend.config.model, lora=run.lora,
+                               encoder=encoder.name, encoder_options=encoder.options(), eviction=eviction.name,
+                               eviction_options=eviction.options(), system=run.system)
+    save_adapter(out, pte.lora, manifest, pte.encoder)
+    return {"loss_first5": curve[:5], "loss_last5": curve[-5:], "seconds": round(time.perf_counter() - t0)}
 
 
 def balance(path: str, seed: int, per_step: int, values: str) -> None:
@@ -72,7 +135,7 @@ def balance(path: str, seed: int, per_step: int, values: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=["PTE", "Global-Only", "LoRA_c"], choices=list(METHODS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--cache-window", type=int, default=40)
@@ -100,6 +163,11 @@ def main() -> None:
     ap.add_argument("--stream-prompt", action="store_true",
                     help="-o eviction.stream_prompt=true: the prompt is read through the window, so the kept "
                     "tokens never attended to the number (no prefill relay; only the thought state can carry it).")
+    ap.add_argument("--warm-start-steps", type=int, default=0,
+                    help="First train each method's adapter this many supervised steps on 'The number was D.' under "
+                    "the same cache (warm_start), then run GRPO from it (pte train --init-adapter).")
+    ap.add_argument("--warm-start-batch", type=int, default=32)
+    ap.add_argument("--warm-start-lr", type=float, default=1e-3)
     ap.add_argument("--output-dir", default="runs/recall-rl")
     ap.add_argument("--max-new-tokens", type=int, default=None, help="[default: 12 with --answer-form, else 8]")
     args = ap.parse_args()
@@ -123,15 +191,22 @@ def main() -> None:
             balance(data, seed, args.prompts_per_step, args.values)
         for method in args.methods:
             out = os.path.join(args.output_dir, f"{method}-s{seed}")
-            pte("train", "--data", data, "--eval-data", heldout, "--eviction", "streaming-llm",
+            train_args = ["--data", data, "--eval-data", heldout, "--eviction", "streaming-llm",
                 "--cache-window", str(args.cache_window), "--sink-tokens", "4",
                 "--reward", "examples/recall_reward.py:digits", "--max-new-tokens", new_tokens,
                 "--temperature", str(args.temperature),
-                "--encoder", METHODS[method], "--max-steps", str(args.steps), "--prompts-per-step", str(args.prompts_per_step),
+                *METHODS[method], "--max-steps", str(args.steps), "--prompts-per-step", str(args.prompts_per_step),
                 "--group-size", str(args.group_size), "--learning-rate", str(args.learning_rate), "--seed", str(seed),
                 "--output-dir", out, "--no-tensorboard", "--replay-sub-batch-size", "16",
                 "--beta", str(args.beta), "--entropy-coef", str(args.entropy_coef), "--replay-graph", args.replay_graph,
-                *(["-o", "eviction.stream_prompt=true"] if args.stream_prompt else []))
+                *(["-o", "eviction.stream_prompt=true"] if args.stream_prompt else [])]
+            warm = None
+            if args.warm_start_steps:
+                adapter = os.path.join(args.output_dir, f"{method}-s{seed}-warm")
+                warm = warm_start(train_args, data, args.warm_start_steps, args.warm_start_lr, args.warm_start_batch,
+                                  seed, adapter)
+                train_args += ["--init-adapter", adapter]
+            pte("train", *train_args)
             rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"), encoding="utf-8")]
             evals = [r for r in rows if "eval/reward" in r]
             run = {"method": method, "seed": seed,
@@ -140,7 +215,9 @@ def main() -> None:
                    "heldout_digit_accuracy_full_cache": [evals[0].get("eval_full/reward"), evals[-1].get("eval_full/reward")],
                    "evictions_per_completion": rows[-1].get("eval/evictions_per_completion"),
                    "train_reward_last5": sum(r["reward"] for r in rows if "reward" in r and r["step"] > args.steps - 5) / 5}
-            if method == "PTE":
+            if warm:
+                run["warm_start"] = warm
+            if "progressive" in METHODS[method]:
                 adapter = os.path.join(out, "checkpoints", f"step-{args.steps:06d}", "adapter")
                 probe = subprocess.run([sys.executable, os.path.join(HERE, "state_probe.py"), "--adapter", adapter,
                                         "--dataset", heldout, "--max-new-tokens", new_tokens,

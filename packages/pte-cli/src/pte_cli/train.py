@@ -98,6 +98,7 @@ DEFAULT_EVAL = "128 built-in arithmetic problems from another seed, none of them
 @field_option("--save-total-limit")
 @field_option("--log-completions")
 @field_option("--resume")
+@field_option("--init-adapter", type=click.Path(file_okay=False))
 @field_option("--seed")
 @field_option("--profile-steps")
 @click.option("--no-tensorboard", is_flag=True, help="Only write metrics.jsonl.")
@@ -286,6 +287,8 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
     torch.manual_seed(run.train.seed)
     t0 = time.time()
     pte, tokenizer = load_model(backend, encoder, lora=run.lora)
+    if run.train.init_adapter and not run.train.resume:
+        init_from_adapter(pte, run, backend.config.model, encoder)
     policy = eviction.build()
     encoded = {}  # every prompt is tokenised once, and checked against the budget before training
     for rows, path, builtin in ((problems, run.data.train, "built-in data"),
@@ -331,6 +334,29 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
         dist.barrier()
         dist.destroy_process_group()
         gc.collect()
+
+
+def init_from_adapter(pte, run: RunConfig, model: str, encoder) -> None:
+    """Load ``--init-adapter`` into the fresh adapter, after checking it was made for this run's
+    base model, LoRA settings and encoder (a mismatch is a usage error naming each field)."""
+    from pte_lora import load_adapter, read_manifest
+
+    path = run.train.init_adapter
+    try:
+        manifest = read_manifest(path)
+    except ValueError as err:
+        raise click.UsageError(f"--init-adapter: {err}") from None
+    wrong = [f"{what}: the adapter has {theirs!r}, this run {ours!r}" for what, theirs, ours in (
+        ("base model", manifest.base_model, model),
+        ("LoRA settings", manifest.lora.model_dump(), run.lora.model_dump()),
+        ("encoder", manifest.encoder, encoder.name),
+        ("encoder options", manifest.encoder_options, encoder.options())) if theirs != ours]
+    if wrong:
+        raise click.UsageError(f"--init-adapter {path} was not made for this run: " + "; ".join(wrong))
+    try:
+        load_adapter(path, pte.lora, pte.encoder)
+    except ValueError as err:
+        raise click.UsageError(f"--init-adapter {path}: {err}") from None
 
 
 def _summary_line(result: dict, max_steps: int, seconds: float, out: Path) -> str:

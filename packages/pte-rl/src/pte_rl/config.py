@@ -63,6 +63,10 @@ class TrainConfig(BaseModel):
                       "the thought encoder.")
     resume: bool = Field(False, description="Continue from the latest complete checkpoint in --output-dir "
                          "(rank 0's, for every rank).")
+    init_adapter: str | None = Field(None, description="Start from this saved adapter folder (LoRA factors and "
+                                     "thought encoder: a warm start, or a checkpoint's adapter/) instead of a fresh "
+                                     "one; its base model, LoRA settings and encoder must be this run's. The "
+                                     "optimizer starts fresh; --resume takes precedence.")
     profile_steps: int = Field(0, ge=0, description="Write a torch profiler trace of the first N steps to OUTPUT_DIR/profile.")
     compile: bool = Field(False, description="Decode rollouts with one compiled step (a static cache; CUDA "
                           "graphs on a GPU), or, for models outside the lean forward's Llama family, compile "
