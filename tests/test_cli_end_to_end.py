@@ -416,3 +416,25 @@ def test_sigkill_then_resume_equals_straight_run(tiny_model_dir, tmp_path):
     res = run_pte(*_spread_args(tiny_model_dir, killed, 4, tmp_path, "--save-every", "1", "--resume"))
     assert "pte train: steps" in res.stdout and "->4" in res.stdout
     _same_adapters(tmp_path / "straight", killed, 4)
+
+
+def test_init_adapter_starts_where_the_other_run_ended(tiny_model_dir, tmp_path):
+    held = str(_heldout(tmp_path, 8))
+    run_pte(*_spread_args(tiny_model_dir, tmp_path / "a", 2, tmp_path, "--eval-data", held))
+    _no_step_skipped(tmp_path / "a", 2)
+    adapter = tmp_path / "a" / "checkpoints" / "step-000002" / "adapter"
+    res = run_pte(*_spread_args(tiny_model_dir, tmp_path / "b", 1, tmp_path, "--eval-data", held,
+                                "--init-adapter", str(adapter)))
+    evals = lambda run: [{k: v for k, v in x.items() if k.startswith(("eval/", "eval_full/"))}  # noqa: E731
+                         for x in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval/n" in x]
+    a, b = evals(tmp_path / "a"), evals(tmp_path / "b")
+    assert a[0] != a[-1]  # training moved what the eval sees, so the next line can tell the adapters apart
+    assert b[0] == a[-1]
+    assert "held-out accuracy" in res.stdout
+    res = run_pte(*_spread_args(tiny_model_dir, tmp_path / "c", 1, tmp_path, "--init-adapter", str(adapter),
+                                "--encoder", "none"), check=False)
+    assert res.returncode == 2 and "was not made for this run" in res.stderr and "encoder:" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = run_pte(*_spread_args(tiny_model_dir, tmp_path / "d", 1, tmp_path, "--init-adapter", str(tmp_path)),
+                  check=False)
+    assert res.returncode == 2 and "--init-adapter" in res.stderr and "Traceback" not in res.stderr

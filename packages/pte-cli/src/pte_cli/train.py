@@ -287,7 +287,7 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
     torch.manual_seed(run.train.seed)
     t0 = time.time()
     pte, tokenizer = load_model(backend, encoder, lora=run.lora)
-    if run.train.init_adapter and not run.train.resume:
+    if run.train.init_adapter:  # (a checkpoint that --resume finds replaces it later)
         init_from_adapter(pte, run, backend.config.model, encoder)
     policy = eviction.build()
     encoded = {}  # every prompt is tokenised once, and checked against the budget before training

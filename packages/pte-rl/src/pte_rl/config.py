@@ -66,7 +66,7 @@ class TrainConfig(BaseModel):
     init_adapter: str | None = Field(None, description="Start from this saved adapter folder (LoRA factors and "
                                      "thought encoder: a warm start, or a checkpoint's adapter/) instead of a fresh "
                                      "one; its base model, LoRA settings and encoder must be this run's. The "
-                                     "optimizer starts fresh; --resume takes precedence.")
+                                     "optimizer starts fresh; a checkpoint --resume finds replaces it.")
     profile_steps: int = Field(0, ge=0, description="Write a torch profiler trace of the first N steps to OUTPUT_DIR/profile.")
     compile: bool = Field(False, description="Decode rollouts with one compiled step (a static cache; CUDA "
                           "graphs on a GPU), or, for models outside the lean forward's Llama family, compile "
