@@ -14,9 +14,16 @@ trained adapter with its eviction updates off and with another row's evicted K/V
 Note what the other methods can still use: the prompt tokens left in the window were computed at
 prefill while the number was visible, so their keys and values carry some of it (a relay that
 needs no thought state). Global-Only and LoRA_c measure how far that goes; PTE minus Global-Only
-is what the state adds. ``--stream-prompt`` removes the relay: the prompt is read through the
-window (``-o eviction.stream_prompt=true``), so no kept token ever attended to the number and
-only the thought state can bring it back. Prints one JSON line per run and a summary.
+is what the state adds. ``--stream-prompt`` removes the direct relay: the prompt is read through
+the window (``-o eviction.stream_prompt=true``), so no kept token attended to the number itself.
+A relay through the layers remains (each layer's keys and values come from the layer below, whose
+band reached a window further back): at ``--cache-window 40`` (2 windows between the number and
+the answer) a supervised Global-Only adapter learns it in ~40 steps (docs/method.md). Prints one
+JSON line per run and a summary.
+
+``--warm-start-steps N`` first trains each method's adapter with cross-entropy on "The number
+was D." under the same cache (``warm_start``), then runs GRPO from it (``pte train
+--init-adapter``); ``benchmarks/recall_table.py`` turns the runs into the method table.
 """
 
 from __future__ import annotations
@@ -50,51 +57,42 @@ def pte(*args: str, out: str | None = None) -> str:
     return done.stdout
 
 
-def warm_start(train_args: list[str], data: str, steps: int, lr: float, batch: int, seed: int, out: str) -> dict:
+def warm_start(train_args: list[str], data: str, steps: int, lr: float, batch: int, seed: int, out: str,
+               init: str | None = None, first_step: int = 0) -> dict:
     """Supervised warm start on the task's own format, under the run's own cache: ``steps`` steps of
     cross-entropy on "The number was D." + EOS (teacher-forced, every completion token), through
     the same replay and gradient mode GRPO uses; the adapter is saved to ``out`` for ``pte train
     --init-adapter``. ``train_args``: the ``pte train`` options of the GRPO stage, so both stages
-    share one run config (model, cache, encoder, LoRA). Returns the loss curve's first and last 5."""
+    share one run config (model, cache, encoder, LoRA). ``init``/``first_step``: continue an earlier
+    warm start from its adapter, at that step of the data order (the optimizer starts afresh).
+    Returns the loss curve's first and last 5."""
     import torch
 
     from pte_cli.build import choice_of, load_model
     from pte_cli.train import build_run, train
     from pte_lora import AdapterManifest, save_adapter
-    from pte_rl import Completion, chat_prompt, eos_ids, replay_logprobs
-    from pte_rl.rollout import left_pad
+    from pte_rl import chat_prompt, eos_ids, replay_logprobs, teacher_forced
 
     with train.make_context("train", list(train_args)) as ctx:
         run = build_run(ctx.params)
     backend, eviction, encoder = (choice_of(k, getattr(run, k)) for k in ("backend", "eviction", "encoder"))
     torch.manual_seed(seed)
     pte, tok = load_model(backend, encoder, lora=run.lora)
+    if init:
+        from pte_lora import load_adapter
+
+        load_adapter(init, pte.lora, pte.encoder)
     eos = tok.eos_token_id if tok.eos_token_id in eos_ids(pte.model, tok) else eos_ids(pte.model, tok)[0]
     rows = [json.loads(line) for line in open(data, encoding="utf-8")]
     order = random.Random(seed).sample(range(len(rows)), len(rows))
     params = pte.trainable_parameters()
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     curve, t0 = [], time.perf_counter()
-    for step in range(steps):
+    for step in range(first_step, first_step + steps):
         picked = [rows[order[(step * batch + i) % len(rows)]] for i in range(batch)]
         prompts = [chat_prompt(tok, r["prompt"], run.system) for r in picked]
         answers = [tok.encode(f"The number was {r['answer']}.", add_special_tokens=False) + [eos] for r in picked]
-        comps = [Completion(p, a, finished=True) for p, a in zip(prompts, answers)]
-        with torch.no_grad():  # the eviction schedule of these tokens under the run's cache
-            state = pte.new_state(batch)
-            cache = pte.new_cache(eviction.build(), state)
-            ids, real = left_pad(prompts, 0, pte.device)
-            pte.forward(ids, real, cache, state)
-            feed = left_pad([a[:-1] for a in answers], 0, pte.device)[0]
-            one = torch.ones(batch, 1, dtype=torch.bool, device=pte.device)
-            for j in range(feed.shape[1]):
-                seen = len(cache.events)
-                pte.forward(feed[:, j : j + 1], one, cache, state, dense=True)
-                for event in cache.events[seen:]:
-                    for b in event.rows():
-                        comps[int(b)].schedule.append((event.step, event.positions_of(b)))
-        for c in comps:
-            c.prompt_band = cache.prompt_band
+        comps = teacher_forced(pte, prompts, answers, eviction.build())  # the schedule these tokens get
         total = float(sum(len(a) for a in answers))
         opt.zero_grad(set_to_none=True)
         lp, _ = replay_logprobs(pte, comps, 1.0, on_chunk=lambda lp, mask, cols, total=total: -(lp * mask).sum() / total,
@@ -162,7 +160,7 @@ def main() -> None:
                     "a drift that can end in a policy that always answers one value.")
     ap.add_argument("--stream-prompt", action="store_true",
                     help="-o eviction.stream_prompt=true: the prompt is read through the window, so the kept "
-                    "tokens never attended to the number (no prefill relay; only the thought state can carry it).")
+                    "tokens never attended to the number itself (no direct prefill relay; one through the layers remains).")
     ap.add_argument("--warm-start-steps", type=int, default=0,
                     help="First train each method's adapter this many supervised steps on 'The number was D.' under "
                     "the same cache (warm_start), then run GRPO from it (pte train --init-adapter).")

@@ -7,7 +7,7 @@ import torch
 from tiny_models import tiny_llama
 
 from pte_cache import Full, LRUPromptKeep, PolicyConfig, SlidingWindow, StreamingConfig, StreamingLLM, cache_argument
-from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample
+from pte_rl import PTEModel, SamplingConfig, replay_logprobs, sample, teacher_forced
 from pte_rl.replay import chunk_spans
 from pte_thought import GlobalOnlyEncoder, IdentityConfig, IdentityEncoder, ProgressiveEncoder, ThoughtConfig
 
@@ -64,6 +64,28 @@ def test_replay_logprobs_equal_sampling_logprobs(policy, encoder, max_chunk):
         want = torch.tensor(c.logprobs)
         assert torch.allclose(got, want, atol=1e-4, rtol=0), (b, (got - want).abs().max())
         assert bool((lp[b, len(c.token_ids) :] == 0).all())
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_teacher_forced_records_the_schedule_sampling_recorded(policy):
+    """Given the tokens sampling drew (rows of different lengths, some ending in EOS), teacher
+    forcing records the same eviction schedule, prompt band and state updates, so replay of the
+    forced rows gives the sampled log-probs: a supervised loss on given answers trains under
+    exactly the cache that sampling would have used."""
+    pte = build("progressive")
+    g = torch.Generator().manual_seed(0)
+    drawn = sample(pte, PROMPTS * 2, POLICIES[policy](), SamplingConfig(max_new_tokens=40, temperature=1.0),
+                   eos_ids=[3], generator=g)
+    assert len({len(c.token_ids) for c in drawn}) > 1
+    forced = teacher_forced(pte, [c.prompt_ids for c in drawn], [c.token_ids for c in drawn], POLICIES[policy]())
+    if policy != "full":
+        assert sum(c.num_evictions for c in forced) >= 6
+    for d, f in zip(drawn, forced):
+        assert f.token_ids == d.token_ids and f.prompt_band == d.prompt_band
+        assert f.schedule == d.schedule and f.num_state_updates == d.num_state_updates
+    lp, _ = replay_logprobs(pte, forced, temperature=1.0, max_chunk=7)
+    for b, c in enumerate(drawn):
+        assert torch.allclose(lp[b, : len(c.token_ids)], torch.tensor(c.logprobs), atol=1e-4, rtol=0)
 
 
 def test_model_calls_raise_no_deprecation_warning():

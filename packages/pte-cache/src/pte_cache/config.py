@@ -37,8 +37,9 @@ class StreamingConfig(PolicyConfig):
         False,
         description="Read the prompt as a stream through the window: each prompt token attends to the "
         "sinks and the cache_window - sink_tokens tokens before it (itself included), what the cache would "
-        "hold had the prompt been fed token by token. Off: the prefill attends over the whole prompt, so "
-        "the tokens that stay carry what the evicted ones said.",
+        "hold had the prompt been fed token by token (deeper layers still reach further back, through "
+        "the layers below). Off: the prefill attends over the whole prompt, so the tokens that stay "
+        "carry what the evicted ones said.",
     )
 
     @model_validator(mode="after")

@@ -155,8 +155,9 @@ def recall(n: int, seed: int = 0, digits: int = 4, filler: int = 1, values: str 
 def data_recall(n, seed, digits, filler, values, ask):
     """Recall a number from the start of the prompt, JSONL to stdout.
 
-    Under a cache that evicts prompt tokens (streaming-llm) the number leaves before the answer,
-    so only the thought state can bring it back. Score with partial credit per digit:
+    Under a cache that evicts prompt tokens (streaming-llm) the number leaves before the answer:
+    the thought state, or the kept tokens' memory of it (more so without
+    -o eviction.stream_prompt=true), must bring it back. Score with partial credit per digit:
     --reward examples/recall_reward.py:digits (whole number right = 1).
     """
     try:

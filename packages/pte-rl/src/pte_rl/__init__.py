@@ -11,7 +11,7 @@ _EXPORTS = {
     "hookimpl": "hookspecs", "pte_register_backends": "hookspecs", "pte_register_rewards": "hookspecs",
     "PTEModel": "policy", "token_logprobs": "policy",
     "replay_logprobs": "replay",
-    "Completion": "rollout", "SamplingConfig": "rollout", "sample": "rollout",
+    "Completion": "rollout", "SamplingConfig": "rollout", "sample": "rollout", "teacher_forced": "rollout",
     "Trainer": "trainer", "TrainerParts": "trainer", "TrainConfig": "config", "RunConfig": "config",
 }
 __all__ = sorted(_EXPORTS)

@@ -223,6 +223,41 @@ def sample(
     return out
 
 
+@torch.no_grad()
+def teacher_forced(pte: PTEModel, prompts: list[list[int]], rows: list[list[int]], policy, pad_id: int = 0
+                   ) -> list[Completion]:
+    """Completions of given tokens (``rows[b]`` after ``prompts[b]``, e.g. reference answers
+    ending in EOS) with the eviction schedule ``policy`` gives them: exactly what :func:`sample`
+    records had it drawn these tokens, so :func:`pte_rl.replay_logprobs` trains on them under the
+    bounded cache (a supervised warm start). One decode pass feeds every token but the last of
+    each row; ``logprobs`` stay empty."""
+    device = pte.device
+    batch = len(prompts)
+    out = [Completion(prompt_ids=list(p), token_ids=list(r), finished=True) for p, r in zip(prompts, rows)]
+    state = pte.new_state(batch)
+    cache = pte.new_cache(policy, state)
+    ids, real = left_pad(prompts, pad_id, device)
+    pte.forward(ids, real, cache, state)
+    width = max(len(r) for r in rows) - 1
+    feed = torch.full((batch, max(width, 0)), pad_id, dtype=torch.long)
+    for b, r in enumerate(rows):  # right-padded: a row's events after its own last fed token are dropped
+        feed[b, : len(r) - 1] = torch.tensor(r[:-1], dtype=torch.long)
+    feed = feed.to(device)
+    one = torch.ones(batch, 1, dtype=torch.bool, device=device)
+    for step in range(width):
+        seen = len(cache.events)
+        pte.forward(feed[:, step : step + 1], one, cache, state, dense=True)
+        for event in cache.events[seen:]:
+            for b in event.rows():
+                out[int(b)].schedule.append((event.step, event.positions_of(b)))
+    counts_updates = getattr(state, "wants_kv", False)
+    for c in out:
+        c.prompt_band = cache.prompt_band
+        c.schedule = [(s, p) for s, p in c.schedule if s < len(c.token_ids) - 1]
+        c.num_state_updates = len(c.schedule) if counts_updates else 0
+    return out
+
+
 def _harvest(out, rows, tokens, logprobs, end, peak, state, steps, final_peak=None) -> None:
     """Fill the completions of ``rows`` (original indices) from the device buffers: each row's
     tokens up to and including its EOS, and only the eviction events of the forward passes it
