@@ -431,10 +431,12 @@ def test_init_adapter_starts_where_the_other_run_ended(tiny_model_dir, tmp_path)
     assert a[0] != a[-1]  # training moved what the eval sees, so the next line can tell the adapters apart
     assert b[0] == a[-1]
     assert "held-out accuracy" in res.stdout
-    res = run_pte(*_spread_args(tiny_model_dir, tmp_path / "c", 1, tmp_path, "--init-adapter", str(adapter),
-                                "--encoder", "none"), check=False)
-    assert res.returncode == 2 and "was not made for this run" in res.stderr and "encoder:" in res.stderr
-    assert "Traceback" not in res.stderr
-    res = run_pte(*_spread_args(tiny_model_dir, tmp_path / "d", 1, tmp_path, "--init-adapter", str(tmp_path)),
-                  check=False)
-    assert res.returncode == 2 and "--init-adapter" in res.stderr and "Traceback" not in res.stderr
+    # mistakes are found before any model loads (--dry-run validates the run)
+    for bad, says in (([str(adapter), "--encoder", "none"], ["was not made for this run", "encoder: the adapter "
+                                                              "has 'progressive', this run 'none'"]),
+                      ([str(adapter), "--lora-alpha", "3"], ["LoRA settings: the adapter has"]),
+                      ([str(tmp_path)], ["not a pte adapter"]),
+                      ([str(tmp_path / "nope")], ["does not exist"])):
+        res = run_pte(*_spread_args(tiny_model_dir, tmp_path / "c", 1, tmp_path, "--dry-run", "--init-adapter", *bad),
+                      check=False)
+        assert res.returncode == 2 and "Traceback" not in res.stderr and all(x in res.stderr for x in says), res.stderr

@@ -98,7 +98,7 @@ DEFAULT_EVAL = "128 built-in arithmetic problems from another seed, none of them
 @field_option("--save-total-limit")
 @field_option("--log-completions")
 @field_option("--resume")
-@field_option("--init-adapter", type=click.Path(file_okay=False))
+@field_option("--init-adapter", type=click.Path(exists=True, file_okay=False))
 @field_option("--seed")
 @field_option("--profile-steps")
 @click.option("--no-tensorboard", is_flag=True, help="Only write metrics.jsonl.")
@@ -163,10 +163,13 @@ def build_run(kw: dict) -> RunConfig:
     except ValidationError as err:
         e = err.errors()[0]
         raise click.UsageError(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}") from None
+    lora = _lora_config(kw, choices["encoder"])
+    if config.init_adapter:
+        check_init_adapter(config.init_adapter, choices["backend"].config.model, lora, choices["encoder"])
     return RunConfig(
         **{kind: PluginChoice(name=choices[kind].name, options=choices[kind].options())
            for kind in ("backend", "eviction", "encoder")},
-        lora=_lora_config(kw, choices["encoder"]), rewards=rewards,
+        lora=lora, rewards=rewards,
         data=DataConfig(train=kw["data_path"], eval=kw["eval_path"], prompt_field=kw["prompt_field"],
                         answer_field=kw["answer_field"], skip_bad_rows=kw["skip_bad_rows"]),
         system=kw["system"], train=config,
@@ -287,8 +290,13 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
     torch.manual_seed(run.train.seed)
     t0 = time.time()
     pte, tokenizer = load_model(backend, encoder, lora=run.lora)
-    if run.train.init_adapter:  # (a checkpoint that --resume finds replaces it later)
-        init_from_adapter(pte, run, backend.config.model, encoder)
+    if run.train.init_adapter:  # (checked in build_run; a checkpoint that --resume finds replaces it later)
+        from pte_lora import load_adapter
+
+        try:
+            load_adapter(run.train.init_adapter, pte.lora, pte.encoder)
+        except ValueError as err:
+            raise click.UsageError(f"--init-adapter {run.train.init_adapter}: {err}") from None
     policy = eviction.build()
     encoded = {}  # every prompt is tokenised once, and checked against the budget before training
     for rows, path, builtin in ((problems, run.data.train, "built-in data"),
@@ -336,27 +344,22 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
         gc.collect()
 
 
-def init_from_adapter(pte, run: RunConfig, model: str, encoder) -> None:
-    """Load ``--init-adapter`` into the fresh adapter, after checking it was made for this run's
-    base model, LoRA settings and encoder (a mismatch is a usage error naming each field)."""
-    from pte_lora import load_adapter, read_manifest
+def check_init_adapter(path: str, model: str, lora, encoder) -> None:
+    """A usage error naming each field where the ``--init-adapter`` folder was made for another
+    base model, LoRA shape or encoder than this run's."""
+    from pte_lora import read_manifest
 
-    path = run.train.init_adapter
     try:
         manifest = read_manifest(path)
     except ValueError as err:
         raise click.UsageError(f"--init-adapter: {err}") from None
     wrong = [f"{what}: the adapter has {theirs!r}, this run {ours!r}" for what, theirs, ours in (
         ("base model", manifest.base_model, model),
-        ("LoRA settings", manifest.lora.model_dump(), run.lora.model_dump()),
+        ("LoRA settings", manifest.lora.model_dump(), lora.model_dump()),
         ("encoder", manifest.encoder, encoder.name),
         ("encoder options", manifest.encoder_options, encoder.options())) if theirs != ours]
     if wrong:
         raise click.UsageError(f"--init-adapter {path} was not made for this run: " + "; ".join(wrong))
-    try:
-        load_adapter(path, pte.lora, pte.encoder)
-    except ValueError as err:
-        raise click.UsageError(f"--init-adapter {path}: {err}") from None
 
 
 def _summary_line(result: dict, max_steps: int, seconds: float, out: Path) -> str:
