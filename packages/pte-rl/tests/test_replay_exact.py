@@ -86,6 +86,8 @@ def test_teacher_forced_records_the_schedule_sampling_recorded(policy):
     lp, _ = replay_logprobs(pte, forced, temperature=1.0, max_chunk=7)
     for b, c in enumerate(drawn):
         assert torch.allclose(lp[b, : len(c.token_ids)], torch.tensor(c.logprobs), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="one non-empty row"):
+        teacher_forced(pte, PROMPTS, [[7, 3], [], [4]], POLICIES[policy]())
 
 
 def test_model_calls_raise_no_deprecation_warning():

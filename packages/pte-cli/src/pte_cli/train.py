@@ -252,6 +252,9 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
     """Train as ``run`` says (``args``: the command-line form of the run, kept in config.json so
     ``pte train --config config.json`` repeats it)."""
     problems, eval_problems = load_data(run.data)
+    if run.train.init_adapter:  # build_run checked it for the CLI; a RunConfig built in Python is checked here
+        check_init_adapter(run.train.init_adapter, choice_of("backend", run.backend).config.model, run.lora,
+                           choice_of("encoder", run.encoder))
     record = {**run.model_dump(mode="json"), "num_problems": len(problems),
               "num_eval_problems": len(eval_problems), **({"args": args} if args is not None else {})}
     if dry_run:

@@ -229,8 +229,12 @@ def teacher_forced(pte: PTEModel, prompts: list[list[int]], rows: list[list[int]
     """Completions of given tokens (``rows[b]`` after ``prompts[b]``, e.g. reference answers
     ending in EOS) with the eviction schedule ``policy`` gives them: exactly what :func:`sample`
     records had it drawn these tokens, so :func:`pte_rl.replay_logprobs` trains on them under the
-    bounded cache (a supervised warm start). One decode pass feeds every token but the last of
-    each row; ``logprobs`` stay empty."""
+    bounded cache (a supervised warm start). Each row is taken as a complete answer
+    (``finished``); one decode pass feeds every token but the last of each row; ``logprobs`` and
+    ``max_cache_tokens`` stay empty. As in sampling, a ``dynamic_window`` policy sizes the window
+    from the batch's longest prompt."""
+    if len(prompts) != len(rows) or not all(rows):
+        raise ValueError("teacher_forced needs one non-empty row of tokens per prompt")
     device = pte.device
     batch = len(prompts)
     out = [Completion(prompt_ids=list(p), token_ids=list(r), finished=True) for p, r in zip(prompts, rows)]
