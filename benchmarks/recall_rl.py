@@ -97,7 +97,7 @@ def warm_start(train_args: list[str], data: str, steps: int, lr: float, batch: i
         total = float(sum(len(a) for a in answers))
         opt.zero_grad(set_to_none=True)
         lp, _ = replay_logprobs(pte, comps, 1.0, on_chunk=lambda lp, mask, cols, total=total: -(lp * mask).sum() / total,
-                                graph=run.train.replay_graph)
+                                max_chunk=run.train.replay_chunk, graph=run.train.replay_graph)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         curve.append(round(float(-lp.sum() / total), 4))
