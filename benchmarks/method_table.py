@@ -79,6 +79,8 @@ def paired(a: dict, b: dict, z: float = 1.96) -> dict:
     """Mean per-problem difference a - b and its normal 95% interval (n = shared problems)."""
     d = [a[i] - b[i] for i in a if i in b]
     n = len(d)
+    if n == 0:
+        raise SystemExit("no held-out problem in common")
     mean = sum(d) / n
     se = math.sqrt(sum((x - mean) ** 2 for x in d) / max(n - 1, 1) / n)
     return {"mean": round(mean, 4), "n": n, "ci95": [round(mean - z * se, 4), round(mean + z * se, 4)]}

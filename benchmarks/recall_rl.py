@@ -78,12 +78,9 @@ def warm_start(train_args: list[str], data: str, steps: int, lr: float, batch: i
         run = build_run(ctx.params)
     backend, eviction, encoder = (choice_of(k, getattr(run, k)) for k in ("backend", "eviction", "encoder"))
     torch.manual_seed(seed)
-    pte, tok = load_model(backend, encoder, lora=run.lora)
-    if init:
-        from pte_lora import load_adapter
-
-        load_adapter(init, pte.lora, pte.encoder)
-    eos = tok.eos_token_id if tok.eos_token_id in eos_ids(pte.model, tok) else eos_ids(pte.model, tok)[0]
+    pte, tok = load_model(backend, encoder, adapter=init, lora=run.lora)
+    stops = eos_ids(pte.model, tok)
+    eos = tok.eos_token_id if tok.eos_token_id in stops else stops[0]
     rows = [json.loads(line) for line in open(data, encoding="utf-8")]
     order = random.Random(seed).sample(range(len(rows)), len(rows))
     params = pte.trainable_parameters()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import subprocess
@@ -27,6 +26,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine  # noqa: E402
+from method_table import paired  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORDER = ("Baseline", "LoRA_c", "Global-Only", "#Global-0", "PTE")
@@ -62,16 +62,6 @@ def evaluate(adapter: str | None, setting: dict, folder: str) -> dict[str, float
                        check=True, cwd=ROOT, stdout=sys.stderr, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     rows = [json.loads(line) for line in open(os.path.join(out, "samples.jsonl"), encoding="utf-8") if line.strip()]
     return {r["id"]: float(r["reward"]) for r in rows if str(r["budget"]) == str(window)}
-
-
-def paired(a: dict, b: dict, z: float = 1.96) -> dict:
-    d = [a[i] - b[i] for i in a if i in b]
-    n = len(d)
-    if n == 0:
-        raise SystemExit("no held-out problem in common")
-    mean = sum(d) / n
-    se = math.sqrt(sum((x - mean) ** 2 for x in d) / max(n - 1, 1) / n)
-    return {"mean": round(mean, 4), "n": n, "ci95": [round(mean - z * se, 4), round(mean + z * se, 4)]}
 
 
 def main() -> None:

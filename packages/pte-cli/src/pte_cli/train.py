@@ -292,14 +292,8 @@ def run_train(run: RunConfig, args: dict | None = None, dry_run: bool = False) -
     dist_info = init_distributed(device)
     torch.manual_seed(run.train.seed)
     t0 = time.time()
-    pte, tokenizer = load_model(backend, encoder, lora=run.lora)
-    if run.train.init_adapter:  # (checked in build_run; a checkpoint that --resume finds replaces it later)
-        from pte_lora import load_adapter
-
-        try:
-            load_adapter(run.train.init_adapter, pte.lora, pte.encoder)
-        except ValueError as err:
-            raise click.UsageError(f"--init-adapter {run.train.init_adapter}: {err}") from None
+    # --init-adapter (checked above: its LoRA settings are run.lora); a checkpoint --resume finds replaces it
+    pte, tokenizer = load_model(backend, encoder, adapter=run.train.init_adapter, lora=run.lora)
     policy = eviction.build()
     encoded = {}  # every prompt is tokenised once, and checked against the budget before training
     for rows, path, builtin in ((problems, run.data.train, "built-in data"),
