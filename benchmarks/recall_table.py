@@ -12,7 +12,8 @@ accuracy after the warm start (the trainer's first eval, for runs started with
 method's paired difference to PTE over the same held-out numbers, on the seeds both have (each
 method's per-problem correctness averaged over those seeds; a normal 95% interval over problems,
 given these adapters: it says nothing of the spread between seeds), and how many seeds agree in
-sign.
+sign. A run trained with the full cache (``recall_rl.py --methods LoRA``) is scored under the
+bounded cache of the others like every run; its "full cache after" is its own trainer's eval.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from _common import machine  # noqa: E402
 from method_table import paired  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ORDER = ("Baseline", "LoRA_c", "Global-Only", "#Global-0", "PTE")
+ORDER = ("Baseline", "LoRA", "LoRA_c", "Global-Only", "#Global-0", "PTE")
 
 
 def eval_setting(run: str) -> dict:
@@ -64,6 +65,26 @@ def evaluate(adapter: str | None, setting: dict, folder: str) -> dict[str, float
     return {r["id"]: float(r["reward"]) for r in rows if str(r["budget"]) == str(window)}
 
 
+def scoring_setting(settings: dict[tuple[str, int], dict]) -> dict:
+    """The setting every run is scored under: that of the runs trained with a bounded cache, which
+    must share held-out rows, cache and token limit; a run trained with the full cache (LoRA) must
+    share the rows and the token limit. Stops naming the runs that differ."""
+    bounded = [st for st in settings.values() if st["eviction"] != "full"]
+    if not bounded:
+        sys.exit("every run trained with the full cache: no bounded cache to score them under")
+    first = bounded[0]
+
+    def same(st: dict) -> bool:
+        keys = ("max_new_tokens",) if st["eviction"] == "full" else ("eviction", "options", "max_new_tokens")
+        rows = open(st["heldout"], "rb").read() == open(first["heldout"], "rb").read()
+        return rows and all(st[k] == first[k] for k in keys)
+
+    odd = [f"{m}-s{s}" for (m, s), st in settings.items() if not same(st)]
+    if odd:
+        sys.exit(f"these runs used other held-out rows, cache or token limit than the rest: {odd}")
+    return first
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="+")
@@ -78,28 +99,24 @@ def main() -> None:
     if not runs:
         sys.exit(f"no <method>-s<seed> runs under {args.folders}")
     settings = {key: eval_setting(run) for key, run in runs.items()}
-    first = next(iter(settings.values()))
-    same = lambda a, b: (open(a["heldout"], "rb").read() == open(b["heldout"], "rb").read()  # noqa: E731
-                         and {k: a[k] for k in ("eviction", "options", "max_new_tokens")}
-                         == {k: b[k] for k in ("eviction", "options", "max_new_tokens")})
-    odd = [f"{m}-s{s}" for (m, s), st in settings.items() if not same(st, first)]
-    if odd:
-        sys.exit(f"these runs used other held-out rows, cache or token limit than the rest: {odd}")
+    first = scoring_setting(settings)
     scores, summary = {}, {}
     for (method, seed), run in sorted(runs.items()):
         lines = [json.loads(x) for x in open(os.path.join(run, "metrics.jsonl"), encoding="utf-8")]
         evals = [x for x in lines if "eval/reward" in x]
         step = max(x["step"] for x in lines)
         adapter = os.path.join(run, "checkpoints", f"step-{step:06d}", "adapter")
-        scores[(method, seed)] = evaluate(adapter, settings[(method, seed)], run)
+        scores[(method, seed)] = evaluate(adapter, first, run)
         row = summary.setdefault(method, {"warm": {}, "after": {}, "full_after": {}, "events_per_completion": {},
                                           "tokens_per_event": {}})
         if settings[(method, seed)]["warm_started"]:
             row["warm"][seed] = evals[0]["eval/reward"]
         row["after"][seed] = sum(scores[(method, seed)].values()) / len(scores[(method, seed)])
-        row["full_after"][seed] = evals[-1].get("eval_full/reward")
-        row["events_per_completion"][seed] = evals[-1].get("eval/evictions_per_completion")
-        row["tokens_per_event"][seed] = evals[-1].get("eval/evicted_tokens_per_event")
+        trained_full = settings[(method, seed)]["eviction"] == "full"  # its own eval is the full-cache one
+        row["full_after"][seed] = evals[-1]["eval/reward"] if trained_full else evals[-1].get("eval_full/reward")
+        if not trained_full:
+            row["events_per_completion"][seed] = evals[-1].get("eval/evictions_per_completion")
+            row["tokens_per_event"][seed] = evals[-1].get("eval/evicted_tokens_per_event")
     base = evaluate(None, first, args.folders[0].rstrip("/") + "/baseline")
     seeds = sorted({s for _, s in runs})
     for s in seeds:

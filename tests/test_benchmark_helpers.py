@@ -60,3 +60,27 @@ def test_balanced_recall_file_gives_every_step_each_value_equally(tmp_path):
     assert all(sum(r["answer"] == "3" for r in steps.for_step(k)) == 4 for k in range(25))
     unbalanced = PromptSampler(rows, 8, 2)  # the file as written: some step is lopsided
     assert any(sum(r["answer"] == "3" for r in unbalanced.for_step(k)) != 4 for k in range(25))
+
+
+def test_recall_table_scores_a_full_cache_run_under_the_bounded_cache_of_the_others(tmp_path):
+    """recall_table.py: every run is scored under the bounded runs' setting; a run trained with the
+    full cache (recall_rl.py --methods LoRA) is held only to the rows and token limit, and a bounded
+    run with another cache, or any run with other rows or token limit, is refused by name."""
+    import pytest
+    from recall_rl import cache_args
+    from recall_table import scoring_setting
+
+    assert cache_args("LoRA", 16, True) == ["--eviction", "full"]
+    assert cache_args("PTE", 16, True)[:4] == ["--eviction", "streaming-llm", "--cache-window", "16"]
+    rows, other_rows = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    rows.write_text('{"id": 1}\n')
+    other_rows.write_text('{"id": 2}\n')
+    bounded = {"heldout": str(rows), "eviction": "streaming-llm", "options": {"cache_window": 16}, "max_new_tokens": 8}
+    full = {**bounded, "eviction": "full", "options": {}}
+    assert scoring_setting({("LoRA", 0): full, ("PTE", 0): bounded, ("PTE", 1): dict(bounded)}) is bounded
+    for odd in ({**bounded, "options": {"cache_window": 40}}, {**bounded, "heldout": str(other_rows)},
+                {**full, "max_new_tokens": 12}, {**full, "heldout": str(other_rows)}):
+        with pytest.raises(SystemExit, match=r"LoRA_c-s2"):
+            scoring_setting({("PTE", 0): bounded, ("LoRA_c", 2): odd})
+    with pytest.raises(SystemExit, match="every run trained with the full cache"):
+        scoring_setting({("LoRA", 0): full})
