@@ -165,7 +165,8 @@ def main() -> None:
             "accuracy": c / n, "n": n, "ci95": [round(low, 3), round(high, 3)],
             "mean_loglik_of_trained_completions": round(sum(loglik) / len(loglik), 4),
             "evictions_per_completion": sum(x.num_evictions for x in done) / n,
-            "state_updates_per_completion": sum(x.num_state_updates for x in done) / n,
+            # the rollout counts an update per event for any state that takes K/V; NoUpdates drops them
+            "state_updates_per_completion": 0.0 if mode == "no-updates" else sum(x.num_state_updates for x in done) / n,
             "_loglik": loglik,
         }
     pte.new_state = plain_new_state
