@@ -13,7 +13,8 @@ method's paired difference to PTE over the same held-out numbers, on the seeds b
 method's per-problem correctness averaged over those seeds; a normal 95% interval over problems,
 given these adapters: it says nothing of the spread between seeds), and how many seeds agree in
 sign. A run trained with the full cache (``recall_rl.py --methods LoRA``) is scored under the
-bounded cache of the others like every run; its "full cache after" is its own trainer's eval.
+bounded cache of the others like every run; its "full cache after" is its own trainer's eval, and
+its "after warm start" is left empty (the trainer's first eval of it was a full-cache one).
 """
 
 from __future__ import annotations
@@ -109,10 +110,10 @@ def main() -> None:
         scores[(method, seed)] = evaluate(adapter, first, run)
         row = summary.setdefault(method, {"warm": {}, "after": {}, "full_after": {}, "events_per_completion": {},
                                           "tokens_per_event": {}})
-        if settings[(method, seed)]["warm_started"]:
+        trained_full = settings[(method, seed)]["eviction"] == "full"  # its own evals are full-cache ones
+        if settings[(method, seed)]["warm_started"] and not trained_full:
             row["warm"][seed] = evals[0]["eval/reward"]
         row["after"][seed] = sum(scores[(method, seed)].values()) / len(scores[(method, seed)])
-        trained_full = settings[(method, seed)]["eviction"] == "full"  # its own eval is the full-cache one
         row["full_after"][seed] = evals[-1]["eval/reward"] if trained_full else evals[-1].get("eval_full/reward")
         if not trained_full:
             row["events_per_completion"][seed] = evals[-1].get("eval/evictions_per_completion")
