@@ -40,7 +40,7 @@ def eval_setting(run: str) -> dict:
     ev = cfg["eviction"]
     return {"heldout": cfg["data"]["eval"], "eviction": ev["name"], "options": ev["options"],
             "max_new_tokens": cfg["train"]["max_new_tokens"], "rewards": cfg["args"]["rewards"],
-            "warm_started": bool(cfg["train"].get("init_adapter"))}
+            "warm_started": bool(cfg["train"].get("init_adapter")), "trained_full": ev["name"] == "full"}
 
 
 def evaluate(adapter: str | None, setting: dict, folder: str) -> dict[str, float]:
@@ -70,13 +70,13 @@ def scoring_setting(settings: dict[tuple[str, int], dict]) -> dict:
     """The setting every run is scored under: that of the runs trained with a bounded cache, which
     must share held-out rows, cache and token limit; a run trained with the full cache (LoRA) must
     share the rows and the token limit. Stops naming the runs that differ."""
-    bounded = [st for st in settings.values() if st["eviction"] != "full"]
+    bounded = [st for st in settings.values() if not st["trained_full"]]
     if not bounded:
         sys.exit("every run trained with the full cache: no bounded cache to score them under")
     first = bounded[0]
 
     def same(st: dict) -> bool:
-        keys = ("max_new_tokens",) if st["eviction"] == "full" else ("eviction", "options", "max_new_tokens")
+        keys = ("max_new_tokens",) if st["trained_full"] else ("eviction", "options", "max_new_tokens")
         rows = open(st["heldout"], "rb").read() == open(first["heldout"], "rb").read()
         return rows and all(st[k] == first[k] for k in keys)
 
@@ -110,7 +110,7 @@ def main() -> None:
         scores[(method, seed)] = evaluate(adapter, first, run)
         row = summary.setdefault(method, {"warm": {}, "after": {}, "full_after": {}, "events_per_completion": {},
                                           "tokens_per_event": {}})
-        trained_full = settings[(method, seed)]["eviction"] == "full"  # its own evals are full-cache ones
+        trained_full = settings[(method, seed)]["trained_full"]  # its own evals are full-cache ones
         if settings[(method, seed)]["warm_started"] and not trained_full:
             row["warm"][seed] = evals[0]["eval/reward"]
         row["after"][seed] = sum(scores[(method, seed)].values()) / len(scores[(method, seed)])

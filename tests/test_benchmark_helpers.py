@@ -75,8 +75,9 @@ def test_recall_table_scores_a_full_cache_run_under_the_bounded_cache_of_the_oth
     rows, other_rows = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     rows.write_text('{"id": 1}\n')
     other_rows.write_text('{"id": 2}\n')
-    bounded = {"heldout": str(rows), "eviction": "streaming-llm", "options": {"cache_window": 16}, "max_new_tokens": 8}
-    full = {**bounded, "eviction": "full", "options": {}}
+    bounded = {"heldout": str(rows), "eviction": "streaming-llm", "options": {"cache_window": 16}, "max_new_tokens": 8,
+               "trained_full": False}
+    full = {**bounded, "eviction": "full", "options": {}, "trained_full": True}
     assert scoring_setting({("LoRA", 0): full, ("PTE", 0): bounded, ("PTE", 1): dict(bounded)}) is bounded
     for odd in ({**bounded, "options": {"cache_window": 40}}, {**bounded, "heldout": str(other_rows)},
                 {**full, "max_new_tokens": 12}, {**full, "heldout": str(other_rows)}):
